@@ -1,0 +1,1 @@
+// Keeps a library valid while a source filter leaves it empty.
