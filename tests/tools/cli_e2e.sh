@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# End-to-end tests of the nlpkit command line: a tiny train + evaluate + predict, and every error
+# path's message and exit code. Usage: cli_e2e.sh path/to/nlpkit (run by CTest).
+set -u
+nlpkit=$(realpath "$1")
+src=$(cd "$(dirname "$0")/../.." && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$src"
+passed=0 failed=0
+
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+
+# expect CODE SUBSTRING -- command...: exit code and a substring of stdout+stderr.
+expect() {
+  local code=$1 text=$2; shift 3
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  if [[ $rc -ne $code ]]; then bad "$* -> exit $rc, expected $code; output: $(echo "$out" | tail -3)"; return; fi
+  if [[ "$out" != *"$text"* ]]; then bad "$* -> output lacks '$text': $(echo "$out" | tail -3)"; return; fi
+  ok
+}
+
+run="$tmp/run"
+expect 0 "nlpkit" -- "$nlpkit" --help
+expect 0 "train a model" -- "$nlpkit" train --help
+expect 0 "text_cnn_bilstm_attention" -- "$nlpkit" list
+expect 0 "lr: 0.25" -- "$nlpkit" dump-config configs/tiny/classifier.yaml optimizer.lr=0.25
+expect 0 "| \`optimizer.lr\` |" -- "$nlpkit" dump-config --reference
+
+# A tiny end-to-end run: train, evaluate, predict.
+expect 0 "accuracy" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$run" trainer.progress=line
+[[ -f "$run/checkpoints/latest" && -f "$run/metrics.jsonl" && -f "$run/config.yaml" ]] && ok || bad "run files missing"
+grep -q '"split":"test"' "$run/metrics.jsonl" && ok || bad "no test record in metrics.jsonl"
+expect 0 "macro avg" -- "$nlpkit" evaluate "$run" --output "$tmp/eval.json"
+python3 -c "import json,sys; d=json.load(open('$tmp/eval.json')); sys.exit(0 if 'accuracy' in d else 1)" && ok || bad "eval JSON"
+cut -f1 tests/data/tiny_cls/test.tsv | tail -n +2 > "$tmp/texts.txt"
+out=$("$nlpkit" predict "$run" "$tmp/texts.txt" 2>/dev/null)
+[[ $(echo "$out" | wc -l) -eq 16 && $(echo "$out" | grep -cE $'^(ham|spam)\t(0|1)\\.[0-9]{4}$') -eq 16 ]] && ok || bad "predict output: $out"
+# Resume: a finished run resumed with more steps continues from its checkpoint.
+expect 0 "resumed at step" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$run" trainer.epochs=4 --resume "$run"
+
+# Errors: one line, exit 2 for bad config or input.
+expect 2 "config file not found: nope.yaml" -- "$nlpkit" train nope.yaml
+printf 'model:\n  hiden_size: 3\n' > "$tmp/typo.yaml"
+expect 2 "$tmp/typo.yaml:2:3: model.hiden_size: unknown key; did you mean 'hidden_size'?" -- "$nlpkit" train "$tmp/typo.yaml"
+expect 2 "command line: optimizer.lr: expected a number, found 'fast'" -- "$nlpkit" train configs/tiny/classifier.yaml optimizer.lr=fast
+expect 2 "optimizer.type: unknown value 'lion'; expected one of: adam, adamw, sgd" -- "$nlpkit" dump-config configs/tiny/classifier.yaml optimizer.type=lion
+printf 'text\tlabel\nhello world\tham\tEXTRA\n' > "$tmp/bad.tsv"
+expect 2 "$tmp/bad.tsv:2:" -- "$nlpkit" train configs/tiny/classifier.yaml data.train="$tmp/bad.tsv" output_dir="$tmp/badrun"
+[[ ! -e "$tmp/badrun" ]] && ok || bad "a failed run left $tmp/badrun behind"
+expect 2 "data file not found: $tmp/none.tsv" -- "$nlpkit" train configs/tiny/classifier.yaml data.valid="$tmp/none.tsv" output_dir="$tmp/badrun"
+printf 'text\tlabel\nhello world\tunknown_label\n' > "$tmp/odd.tsv"
+expect 2 "label 'unknown_label' does not occur in the training data" -- "$nlpkit" train configs/tiny/classifier.yaml data.test="$tmp/odd.tsv" output_dir="$tmp/badrun"
+expect 2 "input file not found: $tmp/missing.txt" -- "$nlpkit" predict "$run" "$tmp/missing.txt"
+expect 2 "no checkpoint found at $tmp/nowhere" -- "$nlpkit" evaluate "$tmp/nowhere"
+cp -r "$run" "$tmp/broken"
+ckpt=$(cat "$tmp/broken/checkpoints/latest")
+printf 'garbage' >> "$tmp/broken/checkpoints/$ckpt/model.safetensors"
+expect 2 "$tmp/broken/checkpoints/$ckpt/model.safetensors" -- "$nlpkit" evaluate "$tmp/broken"
+expect 2 "unknown data set 'imagenet'" -- "$nlpkit" data prepare imagenet
+expect 2 "nlpkit --help" -- "$nlpkit" frobnicate
+expect 2 "nlpkit --help" -- "$nlpkit" train
+command -v nvidia-smi >/dev/null || expect 2 "device: 'cuda:0' asked for, but CUDA is not available" -- "$nlpkit" train configs/tiny/classifier.yaml device=cuda:0 output_dir="$tmp/badrun"
+
+echo "cli_e2e: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]

@@ -1,0 +1,112 @@
+#include "trainers/optim.h"
+
+#include <gtest/gtest.h>
+
+#include "trainers/registry.h"
+
+namespace nlpkit {
+namespace {
+
+double lr(const std::string& type, int64_t step, int64_t warmup = 0, double min_ratio = 0.0) {
+  OptimizerConfig o;
+  o.lr = 1.0;
+  SchedulerConfig s;
+  s.type = type;
+  s.warmup_steps = warmup;
+  s.min_lr_ratio = min_ratio;
+  s.step_size = 10;
+  s.gamma = 0.5;
+  return lr_at(o, s, step, /*total_steps=*/110);
+}
+
+TEST(LrAt, Warmup) {
+  // Linear warmup from lr/warmup to lr over warmup steps, for every schedule.
+  for (const auto& entry : scheduler_registry()) {
+    EXPECT_DOUBLE_EQ(lr(entry.name, 0, 10), 0.1) << entry.name;
+    EXPECT_DOUBLE_EQ(lr(entry.name, 4, 10), 0.5) << entry.name;
+  }
+  EXPECT_DOUBLE_EQ(lr("constant", 9, 10), 1.0);
+  EXPECT_DOUBLE_EQ(lr("constant", 100, 10), 1.0);
+}
+
+TEST(LrAt, LinearAndCosineDecay) {
+  EXPECT_DOUBLE_EQ(lr("linear", 10, 10), 1.0);
+  EXPECT_DOUBLE_EQ(lr("linear", 60, 10), 0.5);
+  EXPECT_DOUBLE_EQ(lr("linear", 110, 10), 0.0);
+  EXPECT_DOUBLE_EQ(lr("linear", 110, 10, 0.1), 0.1);
+  EXPECT_DOUBLE_EQ(lr("cosine", 10, 10), 1.0);
+  EXPECT_NEAR(lr("cosine", 60, 10), 0.5, 1e-12);
+  EXPECT_NEAR(lr("cosine", 35, 10), 0.5 * (1 + std::cos(M_PI * 0.25)), 1e-12);
+  EXPECT_NEAR(lr("cosine", 110, 10, 0.2), 0.2, 1e-12);
+}
+
+TEST(LrAt, InverseSqrtAndStep) {
+  EXPECT_DOUBLE_EQ(lr("inverse_sqrt", 9, 10), 1.0);
+  EXPECT_DOUBLE_EQ(lr("inverse_sqrt", 39, 10), 0.5);  // sqrt(10 / 40)
+  EXPECT_DOUBLE_EQ(lr("step", 9), 1.0);
+  EXPECT_DOUBLE_EQ(lr("step", 10), 0.5);
+  EXPECT_DOUBLE_EQ(lr("step", 25), 0.25);
+}
+
+TEST(LrAt, IsPure) {
+  for (const auto& entry : scheduler_registry()) {
+    EXPECT_EQ(lr(entry.name, 37, 5, 0.1), lr(entry.name, 37, 5, 0.1));
+  }
+}
+
+TEST(Optimizer, NoDecayOnBiasesAndNormWeights) {
+  torch::nn::Sequential model(torch::nn::Linear(3, 4), torch::nn::LayerNorm(std::vector<int64_t>{4}));
+  ParameterGroups g = parameter_groups(*model);
+  EXPECT_EQ(g.decay.size(), 1u);     // the Linear weight
+  EXPECT_EQ(g.no_decay.size(), 3u);  // Linear bias, LayerNorm weight and bias
+  OptimizerConfig c;
+  c.weight_decay = 0.01;
+  for (const auto& entry : optimizer_registry()) {
+    c.type = entry.name;
+    auto opt = make_optimizer(*model, c);
+    ASSERT_EQ(opt->param_groups().size(), 2u) << entry.name;
+    set_lr(*opt, 0.125);
+    EXPECT_DOUBLE_EQ(opt->param_groups()[1].options().get_lr(), 0.125);
+  }
+  c.type = "adamw";
+  auto opt = make_optimizer(*model, c);
+  auto& decayed = static_cast<torch::optim::AdamWOptions&>(opt->param_groups()[0].options());
+  auto& plain = static_cast<torch::optim::AdamWOptions&>(opt->param_groups()[1].options());
+  EXPECT_DOUBLE_EQ(decayed.weight_decay(), 0.01);
+  EXPECT_DOUBLE_EQ(plain.weight_decay(), 0.0);
+}
+
+TEST(Optimizer, NesterovNeedsMomentum) {
+  torch::nn::Linear model(2, 2);
+  OptimizerConfig c;
+  c.type = "sgd";
+  c.nesterov = true;
+  EXPECT_THROW(make_optimizer(*model, c), ConfigError);
+  c.momentum = 0.9;
+  EXPECT_NO_THROW(make_optimizer(*model, c));
+}
+
+TEST(Registry, TablesAreSortedAndListed) {
+  auto sorted = [](std::vector<std::string> names) {
+    return std::is_sorted(names.begin(), names.end());
+  };
+  EXPECT_TRUE(sorted(registry_names(model_registry())));
+  EXPECT_TRUE(sorted(registry_names(task_registry())));
+  EXPECT_TRUE(sorted(registry_names(optimizer_registry())));
+  EXPECT_TRUE(sorted(registry_names(scheduler_registry())));
+  EXPECT_TRUE(sorted(registry_names(tokenizer_registry())));
+  const std::string listed = format_registries();
+  for (const char* name : {"text_cnn_bilstm_attention", "classification", "adamw", "sgd",
+                           "cosine", "inverse_sqrt", "whitespace", "char"}) {
+    EXPECT_NE(listed.find(name), std::string::npos) << name;
+  }
+  try {
+    find_entry(optimizer_registry(), "lion", "optimizer type");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "unknown optimizer type 'lion'; registered: adam, adamw, sgd");
+  }
+}
+
+}  // namespace
+}  // namespace nlpkit

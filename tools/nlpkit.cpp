@@ -1,0 +1,205 @@
+// The nlpkit command line. The only place that parses arguments and the only place that catches:
+// one clear line on error, exit 2 for bad config or input, 1 for anything else.
+#include <CLI/CLI.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "datasets/spam_assassin.h"
+#include "trainers/checkpoint.h"
+#include "trainers/config.h"
+#include "trainers/registry.h"
+#include "trainers/trainer.h"
+
+namespace fs = std::filesystem;
+using namespace nlpkit;
+
+namespace {
+
+constexpr int kBadInput = 2;
+constexpr int kFailure = 1;
+
+void apply_threads(const ExperimentConfig& config) {
+  if (config.threads > 0) torch::set_num_threads(static_cast<int>(config.threads));
+}
+
+void print_evaluation(const std::string& title, const Evaluation& eval) {
+  std::cout << "\n" << title << "\n" << eval.table;
+}
+
+int cmd_train(const std::string& config_path, const std::vector<std::string>& overrides,
+              const std::string& resume) {
+  ExperimentConfig config = load_config(config_path, overrides);
+  if (!resume.empty()) config.trainer.resume = resume;
+  std::cout << "# resolved config (" << config_path << ")\n" << dump_config(config) << std::endl;
+  apply_threads(config);
+  const torch::Device device = resolve_device(config.device);
+  seed_everything(config.seed);
+  std::cerr << "device " << device << " | threads " << torch::get_num_threads() << " | run "
+            << config.run_dir() << "\n";
+  auto task = make_task(config, "", device);
+  Trainer trainer(config, *task, device);
+  FitResult result = trainer.fit();
+  std::cerr << "checkpoint " << result.last_checkpoint << "\n";
+  if (!result.best_checkpoint.empty()) std::cerr << "best " << result.best_checkpoint << "\n";
+  if (result.test) {
+    print_evaluation("test (" + (result.best_checkpoint.empty() || !config.trainer.keep_best
+                                     ? std::string("final weights")
+                                     : "best checkpoint " + result.best_checkpoint) +
+                         ")",
+                     *result.test);
+    std::ofstream(config.run_dir() + "/test_metrics.json") << result.test->report.dump(2) << "\n";
+  }
+  if (result.interrupted) return 128 + result.signal;
+  return 0;
+}
+
+/// Rebuilds the task of a checkpoint (its saved config, vocabulary, labels and weights).
+std::unique_ptr<Task> load_task(const std::string& checkpoint, const std::vector<std::string>& overrides,
+                                ExperimentConfig* config_out) {
+  const std::string dir = find_checkpoint(checkpoint);
+  verify_checkpoint(dir);
+  ExperimentConfig config = load_config(dir + "/config.yaml", overrides);
+  apply_threads(config);
+  auto task = make_task(config, dir, resolve_device(config.device));
+  load_weights(*task, dir);
+  if (config_out) *config_out = config;
+  return task;
+}
+
+int cmd_evaluate(const std::string& checkpoint, const std::string& split_name_,
+                 const std::string& data, const std::string& output,
+                 const std::vector<std::string>& overrides) {
+  std::vector<std::string> o = overrides;
+  if (!data.empty()) o.push_back("data." + split_name_ + "=" + data);
+  ExperimentConfig config;
+  auto task = load_task(checkpoint, o, &config);
+  const Split split = split_name_ == "valid" ? Split::kValid
+                      : split_name_ == "train" ? Split::kTrain
+                                               : Split::kTest;
+  if (!task->has_split(split)) {
+    throw ConfigError("evaluate: the checkpoint's config names no " + split_name_ +
+                      " file; pass --data FILE");
+  }
+  Evaluation eval = task->evaluate(split);
+  print_evaluation(split_name_ + " (" + find_checkpoint(checkpoint) + ")", eval);
+  const std::string out = output.empty() ? find_checkpoint(checkpoint) + "/eval_" + split_name_ + ".json"
+                                         : output;
+  write_file_atomic(out, eval.report.dump(2) + "\n");
+  std::cerr << "wrote " << out << "\n";
+  return 0;
+}
+
+int cmd_predict(const std::string& checkpoint, const std::string& input,
+                const std::vector<std::string>& overrides) {
+  auto task = load_task(checkpoint, overrides, nullptr);
+  std::ifstream file;
+  if (input != "-") {
+    file.open(input);
+    if (!file) throw InputError("input file not found: " + input);
+  }
+  std::istream& in = input == "-" ? std::cin : file;
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  for (const auto& p : task->predict(lines)) {
+    std::printf("%s\t%.4f\n", p.label.c_str(), p.probability);
+  }
+  return 0;
+}
+
+int cmd_dump_config(const std::string& config_path, const std::vector<std::string>& overrides,
+                    bool reference) {
+  if (reference) {
+    std::cout << config_reference_markdown();
+    return 0;
+  }
+  if (config_path.empty()) throw ConfigError("dump-config: give a config file or --reference");
+  std::cout << dump_config(load_config(config_path, overrides));
+  return 0;
+}
+
+int cmd_data_prepare(const std::string& name, const std::string& out) {
+  if (name != "spam_assassin") {
+    throw InputError("data prepare: unknown data set '" + name + "'; available: spam_assassin");
+  }
+  prepare_spam_assassin(out.empty() ? "data/" + name : out, std::cout);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"nlpkit: sequence and language models on LibTorch, configured in YAML"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "nlpkit 0.1.0");
+
+  std::string config_path, resume, checkpoint, split = "test", data, output, input, name, out;
+  std::vector<std::string> overrides;
+  bool reference = false;
+
+  auto* train = app.add_subcommand("train", "train a model from a YAML config");
+  train->add_option("config", config_path, "experiment YAML file")->required();
+  train->add_option("overrides", overrides, "key.path=value overrides");
+  train->add_option("--resume", resume, "checkpoint or run directory to resume from (or 'auto')");
+
+  auto* evaluate = app.add_subcommand("evaluate", "evaluate a checkpoint; prints a table, writes JSON");
+  evaluate->add_option("checkpoint", checkpoint, "checkpoint or run directory")->required();
+  evaluate->add_option("overrides", overrides, "key.path=value overrides");
+  evaluate->add_option("--split", split, "train, valid or test")
+      ->check(CLI::IsMember({"train", "valid", "test"}));
+  evaluate->add_option("--data", data, "evaluate this file instead of the config's");
+  evaluate->add_option("--output", output, "JSON report path (default: <checkpoint>/eval_<split>.json)");
+
+  auto* predict = app.add_subcommand("predict", "label each line of a text file");
+  predict->add_option("checkpoint", checkpoint, "checkpoint or run directory")->required();
+  predict->add_option("input", input, "text file, one document per line; - for stdin")->required();
+
+  auto* dump = app.add_subcommand("dump-config", "print the resolved config");
+  dump->add_option("config", config_path, "experiment YAML file");
+  dump->add_option("overrides", overrides, "key.path=value overrides");
+  dump->add_flag("--reference", reference, "print the key reference (markdown) instead");
+
+  auto* list = app.add_subcommand("list", "print the registered model types, tasks, optimizers, ...");
+
+  auto* data_cmd = app.add_subcommand("data", "data sets");
+  data_cmd->require_subcommand(1);
+  auto* prepare = data_cmd->add_subcommand("prepare", "fetch and convert a public data set");
+  prepare->add_option("name", name, "data set: spam_assassin")->required();
+  prepare->add_option("--out", out, "output directory (default: data/<name>)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "nlpkit: " << e.what() << " (see nlpkit --help)\n";
+    return kBadInput;
+  }
+
+  try {
+    if (*train) return cmd_train(config_path, overrides, resume);
+    if (*evaluate) return cmd_evaluate(checkpoint, split, data, output, overrides);
+    if (*predict) return cmd_predict(checkpoint, input, overrides);
+    if (*dump) return cmd_dump_config(config_path, overrides, reference);
+    if (*list) {
+      std::cout << format_registries();
+      return 0;
+    }
+    if (*prepare) return cmd_data_prepare(name, out);
+  } catch (const InputError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kBadInput;
+  } catch (const c10::Error& e) {
+    std::cerr << "error: " << e.what_without_backtrace() << "\n";
+    return kFailure;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kFailure;
+  }
+  return kFailure;
+}

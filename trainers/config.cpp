@@ -1,0 +1,555 @@
+#include "trainers/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "trainers/registry.h"
+
+namespace nlpkit {
+namespace {
+
+std::string join(const std::vector<std::string>& items, const std::string& sep = ", ") {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
+  return out;
+}
+
+std::string quote(const std::string& s) { return "'" + s + "'"; }
+
+std::string describe(const YAML::Node& node) {
+  if (node.IsScalar()) return quote(node.Scalar());
+  if (node.IsSequence()) return "a list";
+  if (node.IsMap()) return "a section";
+  return "nothing";
+}
+
+[[noreturn]] void fail(const std::string& where, const std::string& path, const std::string& what) {
+  throw ConfigError(where + ": " + path + ": " + what);
+}
+
+bool parse_int(const std::string& s, int64_t* out) {
+  if (s.empty()) return false;
+  char* end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(s.c_str(), &end, 10);
+  if (errno != 0 || *end != '\0') return false;
+  *out = v;
+  return true;
+}
+
+bool parse_double(const std::string& s, double* out) {
+  if (s.empty()) return false;
+  char* end = nullptr;
+  double v = std::strtod(s.c_str(), &end);
+  if (*end != '\0' || std::isnan(v)) return false;
+  *out = v;
+  return true;
+}
+
+std::string format_double(double v) {
+  std::ostringstream os;
+  os.precision(10);
+  os << v;
+  std::string s = os.str();
+  // Keep it a float in YAML's eyes: "1" -> "1.0".
+  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+  return s;
+}
+
+std::string yaml_string(const std::string& s) {
+  YAML::Emitter e;
+  e << YAML::DoubleQuoted << s;
+  return e.c_str();
+}
+
+Field& make_field(Section& section, const std::string& key, const std::string& type,
+                  const std::string& doc) {
+  TORCH_CHECK(!section.find_field(key) && !section.find_section(key),
+              "config key declared twice: ", section.name, ".", key);
+  section.fields.push_back(std::make_unique<Field>());
+  Field& f = *section.fields.back();
+  f.name = key;
+  f.type = type;
+  f.doc = doc;
+  return f;
+}
+
+void check_number(const Field& f, double v, const std::string& where, const std::string& path) {
+  for (const auto& check : f.checks) {
+    std::string problem = check(v);
+    if (!problem.empty()) fail(where, path, problem);
+  }
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------ Field, Section
+
+Field& Field::at_least(double v) {
+  checks.push_back([v](double x) {
+    return x >= v ? "" : "must be >= " + format_double(v) + ", found " + format_double(x);
+  });
+  return *this;
+}
+
+Field& Field::greater_than(double v) {
+  checks.push_back([v](double x) {
+    return x > v ? "" : "must be > " + format_double(v) + ", found " + format_double(x);
+  });
+  return *this;
+}
+
+Field& Field::at_most(double v) {
+  checks.push_back([v](double x) {
+    return x <= v ? "" : "must be <= " + format_double(v) + ", found " + format_double(x);
+  });
+  return *this;
+}
+
+Field& Field::one_of(std::vector<std::string> values) {
+  choices = std::move(values);
+  return *this;
+}
+
+Field& Section::add(const std::string& key, bool* target, const std::string& doc) {
+  Field& f = make_field(*this, key, "bool", doc);
+  f.read = [target](const YAML::Node& n, const std::string& where, const std::string& path) {
+    if (!n.IsScalar()) fail(where, path, "expected true or false, found " + describe(n));
+    const std::string& s = n.Scalar();
+    if (s == "true" || s == "True" || s == "yes" || s == "on") {
+      *target = true;
+    } else if (s == "false" || s == "False" || s == "no" || s == "off") {
+      *target = false;
+    } else {
+      fail(where, path, "expected true or false, found " + quote(s));
+    }
+  };
+  f.show = [target] { return std::string(*target ? "true" : "false"); };
+  return f;
+}
+
+Field& Section::add(const std::string& key, int64_t* target, const std::string& doc) {
+  Field& f = make_field(*this, key, "int", doc);
+  f.read = [target, &f](const YAML::Node& n, const std::string& where, const std::string& path) {
+    int64_t v = 0;
+    if (!n.IsScalar() || !parse_int(n.Scalar(), &v)) {
+      fail(where, path, "expected an integer, found " + describe(n));
+    }
+    check_number(f, static_cast<double>(v), where, path);
+    *target = v;
+  };
+  f.show = [target] { return std::to_string(*target); };
+  return f;
+}
+
+Field& Section::add(const std::string& key, double* target, const std::string& doc) {
+  Field& f = make_field(*this, key, "float", doc);
+  f.read = [target, &f](const YAML::Node& n, const std::string& where, const std::string& path) {
+    double v = 0;
+    if (!n.IsScalar() || !parse_double(n.Scalar(), &v)) {
+      fail(where, path, "expected a number, found " + describe(n));
+    }
+    check_number(f, v, where, path);
+    *target = v;
+  };
+  f.show = [target] { return format_double(*target); };
+  return f;
+}
+
+Field& Section::add(const std::string& key, std::string* target, const std::string& doc) {
+  Field& f = make_field(*this, key, "string", doc);
+  f.read = [target, &f](const YAML::Node& n, const std::string& where, const std::string& path) {
+    if (!n.IsScalar()) fail(where, path, "expected a string, found " + describe(n));
+    const std::string& s = n.Scalar();
+    if (!f.choices.empty() &&
+        std::find(f.choices.begin(), f.choices.end(), s) == f.choices.end()) {
+      std::string hint = did_you_mean(s, f.choices);
+      fail(where, path,
+           "unknown value " + quote(s) + "; expected one of: " + join(f.choices) +
+               (hint.empty() ? "" : "; did you mean " + quote(hint) + "?"));
+    }
+    *target = s;
+  };
+  f.show = [target] { return yaml_string(*target); };
+  return f;
+}
+
+Field& Section::add(const std::string& key, std::vector<int64_t>* target, const std::string& doc) {
+  Field& f = make_field(*this, key, "list of int", doc);
+  f.read = [target, &f](const YAML::Node& n, const std::string& where, const std::string& path) {
+    if (!n.IsSequence()) fail(where, path, "expected a list of integers, found " + describe(n));
+    std::vector<int64_t> values;
+    for (size_t i = 0; i < n.size(); ++i) {
+      int64_t v = 0;
+      if (!n[i].IsScalar() || !parse_int(n[i].Scalar(), &v)) {
+        fail(where, path + "[" + std::to_string(i) + "]",
+             "expected an integer, found " + describe(n[i]));
+      }
+      check_number(f, static_cast<double>(v), where, path + "[" + std::to_string(i) + "]");
+      values.push_back(v);
+    }
+    if (values.empty()) fail(where, path, "expected a non-empty list");
+    *target = values;
+  };
+  f.show = [target] {
+    std::string s = "[";
+    for (size_t i = 0; i < target->size(); ++i) s += (i ? ", " : "") + std::to_string((*target)[i]);
+    return s + "]";
+  };
+  return f;
+}
+
+Section& Section::section(const std::string& key, const std::string& section_doc) {
+  TORCH_CHECK(!find_field(key) && !find_section(key), "config key declared twice: ", key);
+  sections.push_back(std::make_unique<Section>(key, section_doc));
+  return *sections.back();
+}
+
+Field* Section::find_field(const std::string& key) {
+  for (auto& f : fields) {
+    if (f->name == key) return f.get();
+  }
+  return nullptr;
+}
+
+Section* Section::find_section(const std::string& key) {
+  for (auto& s : sections) {
+    if (s->name == key) return s.get();
+  }
+  return nullptr;
+}
+
+std::vector<std::string> Section::keys() const {
+  std::vector<std::string> out;
+  for (const auto& f : fields) out.push_back(f->name);
+  for (const auto& s : sections) out.push_back(s->name);
+  return out;
+}
+
+// ------------------------------------------------------------------------------ declarations
+
+std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys) {
+  auto root = std::make_unique<Section>("", "The experiment.");
+  Section& r = *root;
+  r.add("name", &c.name, "run name; the run directory defaults to runs/<name>");
+  r.add("task", &c.task, "what is trained: a registered task (nlpkit list)")
+      .one_of(registry_names(task_registry()));
+  r.add("output_dir", &c.output_dir, "run directory (checkpoints, logs); empty = runs/<name>");
+  r.add("seed", &c.seed, "seed for every random number generator (init, dropout, shuffling)")
+      .at_least(0);
+  r.add("device", &c.device, "auto (CUDA when available), cpu, cuda or cuda:N");
+  r.add("threads", &c.threads, "CPU threads for LibTorch; 0 = LibTorch's default").at_least(0);
+
+  Section& m = r.section("model", "The model; the keys besides `type` depend on the type.");
+  m.add("type", &c.model.type, "model architecture: a registered model type (nlpkit list)")
+      .one_of(registry_names(model_registry()));
+  for (const auto& entry : model_registry()) m.type_names.push_back(entry.name);
+  m.declare_type = [&c](Section& section) {
+    find_entry(model_registry(), c.model.type, "model type").declare(section, c.model);
+  };
+  if (typed_keys) m.declare_type(m);
+
+  Section& t = r.section("tokenizer", "How text becomes tokens.");
+  t.add("type", &c.tokenizer.type, "whitespace (words; CJK split into characters) or char")
+      .one_of(registry_names(tokenizer_registry()));
+  t.add("lowercase", &c.tokenizer.lowercase, "lowercase the text first");
+  t.add("split_punctuation", &c.tokenizer.split_punctuation,
+        "whitespace tokenizer: punctuation marks become tokens of their own");
+
+  Section& d = r.section("data", "Data files and batching.");
+  d.add("train", &c.data.train, "training file (.tsv, .csv or .jsonl)");
+  d.add("valid", &c.data.valid, "validation file; empty = no validation");
+  d.add("test", &c.data.test, "test file, evaluated after training; empty = none");
+  d.add("format", &c.data.format, "file format; auto = from the file extension")
+      .one_of({"auto", "tsv", "csv", "jsonl"});
+  d.add("text_field", &c.data.text_field, "column or JSON field holding the text");
+  d.add("label_field", &c.data.label_field, "column or JSON field holding the label");
+  d.add("on_error", &c.data.on_error, "a malformed line: error (stop, naming file:line) or skip")
+      .one_of({"error", "skip"});
+  d.add("batch_size", &c.data.batch_size, "training examples per batch").at_least(1);
+  d.add("eval_batch_size", &c.data.eval_batch_size, "examples per evaluation batch").at_least(1);
+  d.add("shuffle", &c.data.shuffle, "reshuffle the training set every epoch (seeded)");
+  d.add("min_freq", &c.data.min_freq, "vocabulary: drop tokens seen fewer times").at_least(1);
+  d.add("max_vocab_size", &c.data.max_vocab_size, "vocabulary: keep the most frequent; 0 = all")
+      .at_least(0);
+  d.add("max_sentences", &c.data.max_sentences, "documents: keep the first N sentences")
+      .at_least(1);
+  d.add("max_sentence_length", &c.data.max_sentence_length, "sentences: keep the first N tokens")
+      .at_least(1);
+  d.add("pretrained_embeddings", &c.data.pretrained_embeddings,
+        "word2vec text file with fixed vectors added to the trained embedding; empty = none");
+
+  Section& o = r.section("optimizer", "The optimizer. Biases and norm weights get no decay.");
+  o.add("type", &c.optimizer.type, "sgd, adam or adamw")
+      .one_of(registry_names(optimizer_registry()));
+  o.add("lr", &c.optimizer.lr, "peak learning rate").greater_than(0);
+  o.add("weight_decay", &c.optimizer.weight_decay, "L2 (adam, sgd) or decoupled (adamw) decay")
+      .at_least(0);
+  o.add("momentum", &c.optimizer.momentum, "sgd: momentum").at_least(0).at_most(1);
+  o.add("nesterov", &c.optimizer.nesterov, "sgd: Nesterov momentum (needs momentum > 0)");
+  o.add("beta1", &c.optimizer.beta1, "adam/adamw: first-moment decay").at_least(0).at_most(1);
+  o.add("beta2", &c.optimizer.beta2, "adam/adamw: second-moment decay").at_least(0).at_most(1);
+  o.add("eps", &c.optimizer.eps, "adam/adamw: denominator epsilon").greater_than(0);
+
+  Section& s = r.section("scheduler", "Learning rate as a function of the optimizer step.");
+  s.add("type", &c.scheduler.type, "constant, linear, cosine, inverse_sqrt or step")
+      .one_of(registry_names(scheduler_registry()));
+  s.add("warmup_steps", &c.scheduler.warmup_steps, "linear warmup from 0 over this many steps")
+      .at_least(0);
+  s.add("min_lr_ratio", &c.scheduler.min_lr_ratio, "linear/cosine: final lr as a fraction of lr")
+      .at_least(0)
+      .at_most(1);
+  s.add("step_size", &c.scheduler.step_size, "step: multiply by gamma every step_size steps")
+      .at_least(1);
+  s.add("gamma", &c.scheduler.gamma, "step: decay factor").greater_than(0);
+
+  Section& tr = r.section("trainer", "The training loop.");
+  tr.add("epochs", &c.trainer.epochs, "passes over the training set (when max_steps is 0)")
+      .at_least(1);
+  tr.add("max_steps", &c.trainer.max_steps, "optimizer steps to run; 0 = use epochs").at_least(0);
+  tr.add("grad_accum_steps", &c.trainer.grad_accum_steps, "batches accumulated per step")
+      .at_least(1);
+  tr.add("clip_grad_norm", &c.trainer.clip_grad_norm, "clip the global gradient norm; 0 = off")
+      .at_least(0);
+  tr.add("clip_grad_value", &c.trainer.clip_grad_value, "clip each gradient value; 0 = off")
+      .at_least(0);
+  tr.add("l1", &c.trainer.l1, "L1 penalty on weights (not biases/norms) added to the loss")
+      .at_least(0);
+  tr.add("l2", &c.trainer.l2, "L2 penalty on weights (not biases/norms) added to the loss")
+      .at_least(0);
+  tr.add("log_every", &c.trainer.log_every, "log a line every N steps").at_least(1);
+  tr.add("eval_every", &c.trainer.eval_every, "validate every N steps; 0 = off").at_least(0);
+  tr.add("eval_each_epoch", &c.trainer.eval_each_epoch, "validate at the end of every epoch");
+  tr.add("metric", &c.trainer.metric,
+         "validation metric for keep_best and early stopping (accuracy, macro_f1, loss, ...)");
+  tr.add("metric_mode", &c.trainer.metric_mode, "max: higher is better; min: lower is better")
+      .one_of({"max", "min"});
+  tr.add("patience", &c.trainer.patience,
+         "early stopping: evaluations without improvement before stopping; 0 = off")
+      .at_least(0);
+  tr.add("min_delta", &c.trainer.min_delta, "early stopping: smallest change that counts")
+      .at_least(0);
+  tr.add("save_every", &c.trainer.save_every, "checkpoint every N steps; 0 = at the end only")
+      .at_least(0);
+  tr.add("keep_last", &c.trainer.keep_last, "keep the newest K checkpoints").at_least(1);
+  tr.add("keep_best", &c.trainer.keep_best, "also keep the best checkpoint by trainer.metric");
+  tr.add("resume", &c.trainer.resume,
+         "none, auto (latest checkpoint of the run directory, if any) or a checkpoint directory");
+  tr.add("max_nonfinite_steps", &c.trainer.max_nonfinite_steps,
+         "stop after this many non-finite losses/gradients in a row (each is skipped)")
+      .at_least(1);
+  tr.add("progress", &c.trainer.progress,
+         "auto (bar on a terminal, log lines otherwise), bar, line or none")
+      .one_of({"auto", "bar", "line", "none"});
+  return root;
+}
+
+// ------------------------------------------------------------------------------ parsing
+
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_distance = 3;
+  for (const auto& c : candidates) {
+    // Levenshtein distance, two rows.
+    std::vector<size_t> prev(c.size() + 1), cur(c.size() + 1);
+    for (size_t j = 0; j <= c.size(); ++j) prev[j] = j;
+    for (size_t i = 1; i <= word.size(); ++i) {
+      cur[0] = i;
+      for (size_t j = 1; j <= c.size(); ++j) {
+        size_t sub = prev[j - 1] + (word[i - 1] == c[j - 1] ? 0 : 1);
+        cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+      }
+      std::swap(prev, cur);
+    }
+    if (prev[c.size()] < best_distance) {
+      best_distance = prev[c.size()];
+      best = c;
+    }
+  }
+  if (best.empty()) {
+    for (const auto& c : candidates) {
+      if (word.size() >= 3 && c.rfind(word, 0) == 0) return c;
+    }
+  }
+  return best;
+}
+
+namespace {
+
+struct Reader {
+  std::string file;
+  std::set<std::string> overridden;  // key paths set on the command line
+
+  std::string where(const YAML::Node& node, const std::string& path) const {
+    for (const auto& o : overridden) {
+      if (path == o || path.rfind(o + ".", 0) == 0 || path.rfind(o + "[", 0) == 0) {
+        return "command line";
+      }
+    }
+    const YAML::Mark mark = node.Mark();
+    if (mark.is_null()) return file;
+    return file + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+  }
+
+  void read_section(Section& section, const YAML::Node& node, const std::string& prefix) const {
+    if (!node.IsMap()) {
+      fail(where(node, prefix), prefix.empty() ? "(top level)" : prefix,
+           "expected a section of key: value lines, found " + describe(node));
+    }
+    // A typed section reads `type` first: it decides which other keys exist.
+    if (section.declare_type) {
+      if (const YAML::Node type = node["type"]) {
+        Field* f = section.find_field("type");
+        f->read(type, where(type, prefix + ".type"), prefix + ".type");
+      }
+      section.declare_type(section);  // the bound field now holds the chosen (or default) type
+    }
+    for (const auto& kv : node) {
+      const std::string key = kv.first.Scalar();
+      const std::string path = prefix.empty() ? key : prefix + "." + key;
+      const std::string at = where(kv.first, path);
+      if (Section* sub = section.find_section(key)) {
+        read_section(*sub, kv.second, path);
+      } else if (Field* f = section.find_field(key)) {
+        if (section.declare_type && key == "type") continue;
+        if (kv.second.IsNull()) fail(at, path, "missing value");
+        f->read(kv.second, where(kv.second, path), path);
+      } else {
+        std::string hint = did_you_mean(key, section.keys());
+        fail(at, path,
+             "unknown key" + (hint.empty() ? std::string() : "; did you mean " + quote(hint) + "?"));
+      }
+    }
+  }
+};
+
+void apply_override(YAML::Node& root, const std::string& text, std::set<std::string>* overridden) {
+  const size_t eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw ConfigError("command line: " + quote(text) + ": expected key.path=value");
+  }
+  const std::string path = text.substr(0, eq);
+  const std::string value = text.substr(eq + 1);
+  std::vector<std::string> parts;
+  std::stringstream ss(path);
+  for (std::string part; std::getline(ss, part, '.');) {
+    if (part.empty()) throw ConfigError("command line: " + quote(text) + ": empty key in path");
+    parts.push_back(part);
+  }
+  YAML::Node parsed;
+  try {
+    parsed = YAML::Load(value);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError("command line: " + path + ": cannot parse value " + quote(value));
+  }
+  // yaml-cpp's operator[] on a copied Node aliases the same tree, so walking with copies works.
+  YAML::Node node = root;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    YAML::Node child = node[parts[i]];
+    if (child && !child.IsMap() && !child.IsNull()) {
+      throw ConfigError("command line: " + path + ": " + parts[i] + " is not a section");
+    }
+    if (!child || child.IsNull()) node[parts[i]] = YAML::Node(YAML::NodeType::Map);
+    node = node[parts[i]];
+  }
+  node[parts.back()] = parsed;
+  overridden->insert(path);
+}
+
+ExperimentConfig parse_node(YAML::Node root, const std::string& source,
+                            const std::vector<std::string>& overrides) {
+  Reader reader{source, {}};
+  if (!root || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  if (!root.IsMap()) {
+    throw ConfigError(source + ": expected a YAML mapping (key: value lines) at the top level");
+  }
+  for (const auto& o : overrides) apply_override(root, o, &reader.overridden);
+  ExperimentConfig config;
+  auto schema = declare_experiment(config);
+  reader.read_section(*schema, root, "");
+  return config;
+}
+
+}  // namespace
+
+ExperimentConfig parse_config(const std::string& yaml_text, const std::string& source,
+                              const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(source + ":" + std::to_string(e.mark.line + 1) + ":" +
+                      std::to_string(e.mark.column + 1) + ": invalid YAML: " + e.msg);
+  }
+  return parse_node(root, source, overrides);
+}
+
+ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError("config file not found: " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_config(ss.str(), path, overrides);
+}
+
+// ------------------------------------------------------------------------------ output
+
+namespace {
+
+void dump_section(const Section& section, int indent, std::string* out) {
+  const std::string pad(indent, ' ');
+  for (const auto& f : section.fields) *out += pad + f->name + ": " + f->show() + "\n";
+  for (const auto& s : section.sections) {
+    *out += pad + s->name + ":\n";
+    dump_section(*s, indent + 2, out);
+  }
+}
+
+void markdown_fields(const Section& section, const std::string& prefix, size_t skip,
+                     std::string* out) {
+  *out += "| key | type | default | description |\n|---|---|---|---|\n";
+  for (size_t i = skip; i < section.fields.size(); ++i) {
+    const Field& f = *section.fields[i];
+    std::string doc = f.doc;
+    if (!f.choices.empty()) doc += " (one of: " + join(f.choices) + ")";
+    *out += "| `" + prefix + f.name + "` | " + f.type + " | `" + f.show() + "` | " + doc + " |\n";
+  }
+}
+
+}  // namespace
+
+std::string dump_config(const ExperimentConfig& config) {
+  ExperimentConfig copy = config;
+  auto schema = declare_experiment(copy, /*typed_keys=*/true);
+  std::string out;
+  dump_section(*schema, 0, &out);
+  return out;
+}
+
+std::string config_reference_markdown() {
+  ExperimentConfig defaults;
+  auto schema = declare_experiment(defaults);
+  std::string out;
+  out += "### Top level\n\n";
+  markdown_fields(*schema, "", 0, &out);
+  for (const auto& s : schema->sections) {
+    out += "\n### `" + s->name + "`\n\n" + s->doc + "\n\n";
+    markdown_fields(*s, s->name + ".", 0, &out);
+    // A typed section (model): one table per type with that type's own keys.
+    for (const auto& type : s->type_names) {
+      ExperimentConfig c;
+      c.model.type = type;
+      auto typed = declare_experiment(c, /*typed_keys=*/true);
+      out += "\n#### `" + s->name + ".type: " + type + "`\n\n" +
+             find_entry(model_registry(), type, "model type").doc + "\n\n";
+      markdown_fields(*typed->find_section(s->name), s->name + ".", s->fields.size(), &out);
+    }
+  }
+  return out;
+}
+
+}  // namespace nlpkit

@@ -1,0 +1,195 @@
+// Experiment configuration: YAML in, typed structs out.
+//
+// Every key is declared once (`declare_experiment` in config.cpp, and each model type's keys in
+// registry.cpp) with its type, default and one-line doc. That declaration drives parsing,
+// validation, `nlpkit dump-config` and the key reference in configs/README.md.
+// Order of precedence: struct defaults < the YAML file < `key.path=value` overrides.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "datasets/input_error.h"
+#include "modules/text_classifier.h"
+
+namespace YAML {
+class Node;
+}
+
+namespace nlpkit {
+
+/// A bad config: the message already reads `file:line:col: key.path: what is wrong`.
+class ConfigError : public InputError {
+ public:
+  using InputError::InputError;
+};
+
+struct ModelConfig {
+  std::string type = "text_cnn_bilstm_attention";
+  /// Options of each model family; only the one named by `type` is read from YAML.
+  /// vocab_size, num_classes and pad_id come from the data, not from the config.
+  TextClassifierOptions text_cnn_bilstm_attention{0, 0};
+};
+
+struct TokenizerConfig {
+  std::string type = "whitespace";
+  bool lowercase = true;
+  bool split_punctuation = true;
+};
+
+struct DataConfig {
+  std::string train;
+  std::string valid;
+  std::string test;
+  std::string format = "auto";
+  std::string text_field = "text";
+  std::string label_field = "label";
+  std::string on_error = "error";
+  int64_t batch_size = 32;
+  int64_t eval_batch_size = 64;
+  bool shuffle = true;
+  int64_t min_freq = 1;
+  int64_t max_vocab_size = 0;
+  int64_t max_sentences = 16;
+  int64_t max_sentence_length = 32;
+  std::string pretrained_embeddings;
+};
+
+struct OptimizerConfig {
+  std::string type = "adamw";
+  double lr = 1e-3;
+  double weight_decay = 0.0;
+  double momentum = 0.0;
+  bool nesterov = false;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+};
+
+struct SchedulerConfig {
+  std::string type = "constant";
+  int64_t warmup_steps = 0;
+  double min_lr_ratio = 0.0;
+  int64_t step_size = 1000;
+  double gamma = 0.1;
+};
+
+struct TrainerConfig {
+  int64_t epochs = 1;
+  int64_t max_steps = 0;
+  int64_t grad_accum_steps = 1;
+  double clip_grad_norm = 0.0;
+  double clip_grad_value = 0.0;
+  double l1 = 0.0;
+  double l2 = 0.0;
+  int64_t log_every = 50;
+  int64_t eval_every = 0;
+  bool eval_each_epoch = true;
+  std::string metric = "accuracy";
+  std::string metric_mode = "max";
+  int64_t patience = 0;
+  double min_delta = 0.0;
+  int64_t save_every = 0;
+  int64_t keep_last = 2;
+  bool keep_best = true;
+  std::string resume = "none";
+  int64_t max_nonfinite_steps = 10;
+  std::string progress = "auto";
+};
+
+struct ExperimentConfig {
+  std::string name = "experiment";
+  std::string task = "classification";
+  std::string output_dir;  // default: runs/<name>
+  int64_t seed = 42;
+  std::string device = "auto";
+  int64_t threads = 0;
+  ModelConfig model;
+  TokenizerConfig tokenizer;
+  DataConfig data;
+  OptimizerConfig optimizer;
+  SchedulerConfig scheduler;
+  TrainerConfig trainer;
+
+  /// The run directory: output_dir, or runs/<name> when unset.
+  std::string run_dir() const { return output_dir.empty() ? "runs/" + name : output_dir; }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Declarations: a tree of sections whose fields point into a config struct.
+
+class Section;
+
+/// One declared key: a name bound to a typed field, with its doc and constraints.
+class Field {
+ public:
+  std::string name;
+  std::string type;  // "int", "float", "bool", "string", "list of int", ...
+  std::string doc;
+  /// Reads the YAML value into the bound field; `where` prefixes errors.
+  std::function<void(const YAML::Node&, const std::string& where, const std::string& path)> read;
+  /// The current value as YAML flow text (e.g. `0.001`, `[2, 3, 4]`, `"runs/x"`).
+  std::function<std::string()> show;
+
+  /// Constraints, checked after reading. Numbers only.
+  Field& at_least(double v);
+  Field& greater_than(double v);
+  Field& at_most(double v);
+  /// Strings only: the allowed values (listed in errors and docs).
+  Field& one_of(std::vector<std::string> choices);
+
+  std::vector<std::string> choices;
+  std::vector<std::function<std::string(double)>> checks;  // return "" when fine, else the problem
+};
+
+class Section {
+ public:
+  Section(std::string name, std::string doc) : name(std::move(name)), doc(std::move(doc)) {}
+
+  Field& add(const std::string& key, bool* target, const std::string& doc);
+  Field& add(const std::string& key, int64_t* target, const std::string& doc);
+  Field& add(const std::string& key, double* target, const std::string& doc);
+  Field& add(const std::string& key, std::string* target, const std::string& doc);
+  Field& add(const std::string& key, std::vector<int64_t>* target, const std::string& doc);
+  Section& section(const std::string& key, const std::string& doc);
+
+  /// A section whose keys depend on its `type` field (model): `declare_type(section)` adds the
+  /// keys of the type the bound config holds, once `type` has been read.
+  std::function<void(Section&)> declare_type;
+  std::vector<std::string> type_names;
+
+  std::string name;
+  std::string doc;
+  std::vector<std::unique_ptr<Field>> fields;
+  std::vector<std::unique_ptr<Section>> sections;
+
+  Field* find_field(const std::string& key);
+  Section* find_section(const std::string& key);
+  std::vector<std::string> keys() const;
+};
+
+/// The declaration tree bound to `config` (which must outlive it). With `typed_keys`, the model
+/// section also declares the keys of `config.model.type`.
+std::unique_ptr<Section> declare_experiment(ExperimentConfig& config, bool typed_keys = false);
+
+/// Loads `path`, applies `overrides` ("a.b.c=value"), validates, and returns the typed config.
+/// Throws ConfigError with `file:line:col: key.path: problem`.
+ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+/// Parses YAML text (used for configs saved inside checkpoints and by tests); `source` names it.
+ExperimentConfig parse_config(const std::string& yaml_text, const std::string& source,
+                              const std::vector<std::string>& overrides = {});
+
+/// The resolved config as YAML, every key present, in declaration order.
+std::string dump_config(const ExperimentConfig& config);
+
+/// The key reference (markdown tables) generated from the declarations, for configs/README.md.
+std::string config_reference_markdown();
+
+/// Closest candidate within edit distance 2 (or a prefix match), "" when none.
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
+
+}  // namespace nlpkit

@@ -1,0 +1,64 @@
+// What a run tells its user: a progress bar on a terminal, one fixed grep-friendly line per log
+// interval otherwise, and metrics.jsonl in the run directory.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+namespace nlpkit {
+
+/// Training throughput and loss since the last report.
+struct TrainProgress {
+  int64_t step = 0;
+  int64_t total_steps = 0;
+  int64_t epoch = 0;
+  double loss = 0;
+  double lr = 0;
+  double tokens_per_second = 0;
+  double examples_per_second = 0;
+  double ms_per_step = 0;
+  double grad_norm = 0;
+};
+
+/// The fixed log line: `step 200/5000 | epoch 1 | loss 2.3141 | lr 3.00e-04 | 812 tok/s | ...`.
+std::string format_log_line(const TrainProgress& p);
+
+/// "1h02m", "3m05s", "42s".
+std::string format_duration(double seconds);
+
+class ProgressReporter {
+ public:
+  /// mode: auto (bar when stderr is a terminal, lines otherwise), bar, line, none.
+  explicit ProgressReporter(const std::string& mode, std::FILE* out = stderr);
+  /// Called every step; redraws the bar, or prints a line when `log_line` is set.
+  void update(const TrainProgress& p, bool log_line);
+  /// Prints a message on its own line (clearing the bar first).
+  void message(const std::string& text);
+  void finish();
+
+ private:
+  std::FILE* out_;
+  bool bar_ = false;
+  bool quiet_ = false;
+  bool bar_drawn_ = false;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_draw_{};
+  int64_t first_step_ = -1;
+};
+
+/// Appends one JSON object per line to <run_dir>/metrics.jsonl, flushed each time.
+class MetricsLog {
+ public:
+  explicit MetricsLog(const std::string& path);
+  void write(const nlohmann::json& record);
+
+ private:
+  std::ofstream out_;
+  std::string path_;
+};
+
+}  // namespace nlpkit

@@ -1,0 +1,192 @@
+#include "trainers/registry.h"
+
+#include <cmath>
+
+#include "trainers/tasks/classification.h"
+
+namespace nlpkit {
+namespace {
+
+// ---------------------------------------------------------------- model.type
+
+void declare_text_classifier(Section& s, ModelConfig& c) {
+  auto& o = c.text_cnn_bilstm_attention;
+  s.add("embedding_dim", &o.embedding_dim(), "word embedding size").at_least(1);
+  s.add("cnn_hidden_size", &o.cnn_hidden_size(), "convolution channels per kernel size")
+      .at_least(1);
+  s.add("kernel_sizes", &o.kernel_sizes(), "convolution heights in words, one conv each")
+      .at_least(1);
+  s.add("hidden_size", &o.hidden_size(), "sentence BiLSTM hidden size per direction").at_least(1);
+  s.add("num_layers", &o.num_layers(), "sentence BiLSTM layers").at_least(1);
+  s.add("dropout", &o.dropout(), "dropout on embeddings, between LSTM layers and before the FC")
+      .at_least(0)
+      .at_most(0.99);
+}
+
+// ---------------------------------------------------------------- optimizer.type
+
+template <class Options>
+std::vector<torch::optim::OptimizerParamGroup> groups(std::vector<torch::Tensor> decay,
+                                                      std::vector<torch::Tensor> no_decay,
+                                                      const Options& options) {
+  std::vector<torch::optim::OptimizerParamGroup> out;
+  if (!decay.empty()) out.emplace_back(std::move(decay), std::make_unique<Options>(options));
+  if (!no_decay.empty()) {
+    auto plain = std::make_unique<Options>(options);
+    plain->weight_decay(0.0);
+    out.emplace_back(std::move(no_decay), std::move(plain));
+  }
+  return out;
+}
+
+std::unique_ptr<torch::optim::Optimizer> build_sgd(std::vector<torch::Tensor> decay,
+                                                   std::vector<torch::Tensor> no_decay,
+                                                   const OptimizerConfig& c) {
+  if (c.nesterov && c.momentum <= 0) {
+    throw ConfigError("optimizer.nesterov: needs optimizer.momentum > 0");
+  }
+  auto o = torch::optim::SGDOptions(c.lr)
+               .momentum(c.momentum)
+               .nesterov(c.nesterov)
+               .weight_decay(c.weight_decay);
+  return std::make_unique<torch::optim::SGD>(groups(decay, no_decay, o), o);
+}
+
+std::unique_ptr<torch::optim::Optimizer> build_adam(std::vector<torch::Tensor> decay,
+                                                    std::vector<torch::Tensor> no_decay,
+                                                    const OptimizerConfig& c) {
+  auto o = torch::optim::AdamOptions(c.lr)
+               .betas({c.beta1, c.beta2})
+               .eps(c.eps)
+               .weight_decay(c.weight_decay);
+  return std::make_unique<torch::optim::Adam>(groups(decay, no_decay, o), o);
+}
+
+std::unique_ptr<torch::optim::Optimizer> build_adamw(std::vector<torch::Tensor> decay,
+                                                     std::vector<torch::Tensor> no_decay,
+                                                     const OptimizerConfig& c) {
+  auto o = torch::optim::AdamWOptions(c.lr)
+               .betas({c.beta1, c.beta2})
+               .eps(c.eps)
+               .weight_decay(c.weight_decay);
+  return std::make_unique<torch::optim::AdamW>(groups(decay, no_decay, o), o);
+}
+
+// ---------------------------------------------------------------- scheduler.type
+
+/// Fraction of the post-warmup phase done at `step`, in [0, 1].
+double progress(const SchedulerConfig& s, int64_t step, int64_t total) {
+  const int64_t span = total - s.warmup_steps;
+  if (span <= 0) return 1.0;
+  return std::clamp(double(step - s.warmup_steps) / span, 0.0, 1.0);
+}
+
+double constant_factor(const SchedulerConfig&, int64_t, int64_t) { return 1.0; }
+
+double linear_factor(const SchedulerConfig& s, int64_t step, int64_t total) {
+  return 1.0 - (1.0 - s.min_lr_ratio) * progress(s, step, total);
+}
+
+double cosine_factor(const SchedulerConfig& s, int64_t step, int64_t total) {
+  return s.min_lr_ratio +
+         (1.0 - s.min_lr_ratio) * 0.5 * (1.0 + std::cos(M_PI * progress(s, step, total)));
+}
+
+double inverse_sqrt_factor(const SchedulerConfig& s, int64_t step, int64_t) {
+  // fairseq's inverse_sqrt: peak at the end of warmup, then lr * sqrt(warmup / step).
+  const double warmup = std::max<int64_t>(s.warmup_steps, 1);
+  return std::min(1.0, std::sqrt(warmup / double(step + 1)));
+}
+
+double step_factor(const SchedulerConfig& s, int64_t step, int64_t) {
+  return std::pow(s.gamma, double(step / s.step_size));
+}
+
+// ---------------------------------------------------------------- tokenizer.type
+
+std::unique_ptr<Tokenizer> build_whitespace(const TokenizerConfig& c) {
+  return std::make_unique<WhitespaceTokenizer>(c.lowercase, c.split_punctuation);
+}
+
+std::unique_ptr<Tokenizer> build_char(const TokenizerConfig& c) {
+  return std::make_unique<CharTokenizer>(c.lowercase);
+}
+
+}  // namespace
+
+const std::vector<ModelEntry>& model_registry() {
+  static const std::vector<ModelEntry> table = {
+      {"text_cnn_bilstm_attention",
+       "TextCNN-BiLSTM-Attention hierarchical document classifier (task: classification)",
+       declare_text_classifier},
+  };
+  return table;
+}
+
+const std::vector<TaskEntry>& task_registry() {
+  static const std::vector<TaskEntry> table = {
+      {"classification", "text -> label from TSV/CSV/JSONL; accuracy, F1, ROC-AUC",
+       make_classification_task},
+  };
+  return table;
+}
+
+const std::vector<OptimizerEntry>& optimizer_registry() {
+  static const std::vector<OptimizerEntry> table = {
+      {"adam", "Adam (Kingma & Ba); weight_decay is an L2 term in the gradient", build_adam},
+      {"adamw", "AdamW (Loshchilov & Hutter); decoupled weight decay", build_adamw},
+      {"sgd", "SGD with optional momentum and Nesterov momentum", build_sgd},
+  };
+  return table;
+}
+
+const std::vector<SchedulerEntry>& scheduler_registry() {
+  static const std::vector<SchedulerEntry> table = {
+      {"constant", "lr after warmup", constant_factor},
+      {"cosine", "cosine decay from lr to min_lr_ratio * lr after warmup", cosine_factor},
+      {"inverse_sqrt", "lr * sqrt(warmup_steps / step) after warmup (Transformer)",
+       inverse_sqrt_factor},
+      {"linear", "linear decay from lr to min_lr_ratio * lr after warmup", linear_factor},
+      {"step", "lr * gamma^(step / step_size)", step_factor},
+  };
+  return table;
+}
+
+const std::vector<TokenizerEntry>& tokenizer_registry() {
+  static const std::vector<TokenizerEntry> table = {
+      {"char", "one token per Unicode character, whitespace dropped", build_char},
+      {"whitespace", "words split on whitespace; CJK characters and (optionally) punctuation "
+                     "become tokens of their own",
+       build_whitespace},
+  };
+  return table;
+}
+
+std::unique_ptr<Task> make_task(const ExperimentConfig& config, const std::string& artifacts_dir,
+                                torch::Device device) {
+  return find_entry(task_registry(), config.task, "task").build(config, artifacts_dir, device);
+}
+
+namespace {
+template <class Entry>
+void format_table(const std::string& title, const std::vector<Entry>& table, std::string* out) {
+  *out += title + "\n";
+  for (const auto& e : table) {
+    std::string name = e.name;
+    name.resize(std::max<size_t>(name.size() + 2, 28), ' ');
+    *out += "  " + name + e.doc + "\n";
+  }
+}
+}  // namespace
+
+std::string format_registries() {
+  std::string out;
+  format_table("model.type", model_registry(), &out);
+  format_table("task", task_registry(), &out);
+  format_table("optimizer.type", optimizer_registry(), &out);
+  format_table("scheduler.type", scheduler_registry(), &out);
+  format_table("tokenizer.type", tokenizer_registry(), &out);
+  return out;
+}
+
+}  // namespace nlpkit

@@ -1,0 +1,65 @@
+// A Task is the one place that knows both a model family and a data format: it owns the model,
+// the data, the loss and the metrics, and the Trainer drives it without knowing either.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "trainers/config.h"
+
+namespace nlpkit {
+
+enum class Split { kTrain, kValid, kTest };
+inline const char* split_name(Split split) {
+  return split == Split::kTrain ? "train" : split == Split::kValid ? "valid" : "test";
+}
+
+/// One training batch's forward pass.
+struct StepOutput {
+  torch::Tensor loss;    // scalar, with graph
+  int64_t examples = 0;  // examples in the batch
+  int64_t tokens = 0;    // non-padding tokens in the batch
+};
+
+/// An evaluation: scalar metrics (names as trainer.metric uses them, e.g. "accuracy", "loss"),
+/// the full report as JSON, and a human-readable table.
+struct Evaluation {
+  std::map<std::string, double> metrics;
+  nlohmann::json report;
+  std::string table;
+};
+
+/// One prediction per input line: the label and its probability.
+struct Prediction {
+  std::string label;
+  double probability = 0;
+};
+
+class Task {
+ public:
+  virtual ~Task() = default;
+  virtual std::shared_ptr<torch::nn::Module> model() = 0;
+  /// Training batches in one epoch.
+  virtual int64_t batches_per_epoch() = 0;
+  /// Forward pass and loss on batch `batch` of `epoch` (the epoch's shuffled order is a function
+  /// of seed and epoch alone, so a resumed run sees the same batches).
+  virtual StepOutput train_step(int64_t epoch, int64_t batch) = 0;
+  /// Whether the config names a file for `split`.
+  virtual bool has_split(Split split) const = 0;
+  /// Evaluates the model (eval mode, no grad) on a split.
+  virtual Evaluation evaluate(Split split) = 0;
+  virtual std::vector<Prediction> predict(const std::vector<std::string>& texts) = 0;
+  /// Writes what is needed besides the weights to rebuild the task (vocabulary, label names).
+  virtual void save_artifacts(const std::string& dir) const = 0;
+};
+
+/// Builds the task named by config.task. With `artifacts_dir` (a checkpoint), vocabulary and
+/// labels come from there; otherwise from the training data.
+std::unique_ptr<Task> make_task(const ExperimentConfig& config, const std::string& artifacts_dir,
+                                torch::Device device);
+
+}  // namespace nlpkit

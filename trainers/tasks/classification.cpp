@@ -1,0 +1,251 @@
+#include "trainers/tasks/classification.h"
+
+#include <filesystem>
+
+#include "datasets/batching.h"
+#include "datasets/text_classification.h"
+#include "datasets/tokenizers.h"
+#include "datasets/vocab.h"
+#include "modules/text_classifier.h"
+#include "trainers/metrics.h"
+#include "trainers/registry.h"
+
+namespace nlpkit {
+namespace {
+
+/// One split, tokenized and encoded once.
+struct EncodedSplit {
+  std::vector<EncodedDocument> docs;
+  std::vector<int64_t> labels;
+};
+
+class ClassificationTask : public Task {
+ public:
+  ClassificationTask(const ExperimentConfig& config, const std::string& artifacts_dir,
+                     torch::Device device)
+      : config_(config),
+        device_(device),
+        tokenizer_(find_entry(tokenizer_registry(), config.tokenizer.type, "tokenizer type")
+                       .build(config.tokenizer)),
+        hierarchy_{config.data.max_sentences, config.data.max_sentence_length} {
+    if (artifacts_dir.empty()) {
+      if (config.data.train.empty()) throw ConfigError("data.train: no training file given");
+      ClassificationData train = read(config.data.train);
+      if (train.examples.empty()) {
+        throw InputError("data file has no examples: " + config.data.train);
+      }
+      labels_ = LabelMap::from_examples(train.examples);
+      std::vector<std::vector<std::string>> tokens;
+      tokens.reserve(train.examples.size());
+      for (const auto& e : train.examples) tokens.push_back(tokenizer_->tokenize(e.text));
+      VocabOptions vo;
+      vo.min_freq = config.data.min_freq;
+      vo.max_size = config.data.max_vocab_size;
+      vocab_ = Vocab::from_documents(tokens, vo);
+      splits_[Split::kTrain] = encode(train, config.data.train);
+      // Read the other splits now: a bad file must fail before the run writes anything.
+      if (has_split(Split::kValid)) split(Split::kValid);
+      if (has_split(Split::kTest)) split(Split::kTest);
+    } else {
+      vocab_ = Vocab::load(artifacts_dir + "/vocab.txt");
+      labels_ = LabelMap::load(artifacts_dir + "/labels.json");
+    }
+    if (labels_.size() < 2) {
+      throw InputError("classification needs at least 2 labels; " + config.data.train +
+                       " has " + std::to_string(labels_.size()));
+    }
+    TextClassifierOptions options = config.model.text_cnn_bilstm_attention;
+    options.vocab_size(vocab_.size())
+        .num_classes(labels_.size())
+        .pad_id(vocab_.pad_id())
+        .use_pretrained(!config.data.pretrained_embeddings.empty());
+    model_ = TextClassifier(options);
+    if (options.use_pretrained() && artifacts_dir.empty()) {
+      int64_t found = 0;
+      model_->set_pretrained(load_word2vec_text(config.data.pretrained_embeddings, vocab_,
+                                                options.embedding_dim(), &found));
+    }
+    model_->to(device_);
+  }
+
+  std::shared_ptr<torch::nn::Module> model() override { return model_.ptr(); }
+
+  int64_t batches_per_epoch() override {
+    const int64_t n = static_cast<int64_t>(split(Split::kTrain).docs.size());
+    return (n + config_.data.batch_size - 1) / config_.data.batch_size;
+  }
+
+  StepOutput train_step(int64_t epoch, int64_t batch) override {
+    const EncodedSplit& data = split(Split::kTrain);
+    const int64_t n = static_cast<int64_t>(data.docs.size());
+    if (epoch != order_epoch_) {
+      order_ = config_.data.shuffle
+                   ? shuffled_indices(n, static_cast<uint64_t>(config_.seed) * 1000003u + epoch)
+                   : identity(n);
+      order_epoch_ = epoch;
+    }
+    const int64_t begin = batch * config_.data.batch_size;
+    const int64_t end = std::min(n, begin + config_.data.batch_size);
+    TORCH_CHECK(begin < end, "classification: batch ", batch, " is past the end of the epoch");
+    DocumentBatch b = collate(data, std::vector<int64_t>(order_.begin() + begin,
+                                                         order_.begin() + end));
+    TextClassifierOutput out = model_->forward(b.ids, b.word_mask, b.sentence_mask);
+    StepOutput step;
+    step.loss = torch::nn::functional::cross_entropy(out.logits, b.labels);
+    step.examples = end - begin;
+    step.tokens = b.word_mask.sum().item<int64_t>();
+    return step;
+  }
+
+  bool has_split(Split s) const override { return !path(s).empty(); }
+
+  Evaluation evaluate(Split s) override {
+    const EncodedSplit& data = split(s);
+    const int64_t n = static_cast<int64_t>(data.docs.size());
+    if (n == 0) throw InputError("data file has no examples: " + path(s));
+    torch::NoGradGuard no_grad;
+    model_->eval();
+    std::vector<torch::Tensor> probs;
+    double loss_sum = 0;
+    for (int64_t begin = 0; begin < n; begin += config_.data.eval_batch_size) {
+      const int64_t end = std::min(n, begin + config_.data.eval_batch_size);
+      std::vector<int64_t> idx(end - begin);
+      std::iota(idx.begin(), idx.end(), begin);
+      DocumentBatch b = collate(data, idx);
+      torch::Tensor logits = model_->forward(b.ids, b.word_mask, b.sentence_mask).logits;
+      loss_sum += torch::nn::functional::cross_entropy(
+                      logits, b.labels,
+                      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                      .item<double>();
+      probs.push_back(torch::softmax(logits.to(torch::kFloat), -1).cpu());
+    }
+    ClassificationReport report = classification_report(
+        torch::tensor(data.labels, torch::kInt64), torch::cat(probs), labels_.names());
+    report.loss = loss_sum / n;
+    Evaluation eval;
+    eval.metrics = {{"accuracy", report.accuracy},
+                    {"loss", report.loss},
+                    {"macro_precision", report.macro_precision},
+                    {"macro_recall", report.macro_recall},
+                    {"macro_f1", report.macro_f1},
+                    {"micro_f1", report.micro_f1}};
+    if (report.roc_auc) eval.metrics["roc_auc"] = *report.roc_auc;
+    eval.report = report.to_json();
+    eval.table = report.to_table();
+    return eval;
+  }
+
+  std::vector<Prediction> predict(const std::vector<std::string>& texts) override {
+    torch::NoGradGuard no_grad;
+    model_->eval();
+    EncodedSplit data;
+    for (const auto& t : texts) data.docs.push_back(encode_document(t, *tokenizer_, vocab_, hierarchy_));
+    std::vector<Prediction> out;
+    const int64_t n = static_cast<int64_t>(texts.size());
+    for (int64_t begin = 0; begin < n; begin += config_.data.eval_batch_size) {
+      const int64_t end = std::min(n, begin + config_.data.eval_batch_size);
+      std::vector<int64_t> idx(end - begin);
+      std::iota(idx.begin(), idx.end(), begin);
+      DocumentBatch b = collate(data, idx);
+      torch::Tensor p = torch::softmax(
+          model_->forward(b.ids, b.word_mask, b.sentence_mask).logits.to(torch::kFloat), -1)
+                            .cpu();
+      auto [best, arg] = p.max(-1);
+      for (int64_t i = 0; i < end - begin; ++i) {
+        out.push_back({labels_.name(arg[i].item<int64_t>()), best[i].item<double>()});
+      }
+    }
+    return out;
+  }
+
+  void save_artifacts(const std::string& dir) const override {
+    vocab_.save(dir + "/vocab.txt");
+    labels_.save(dir + "/labels.json");
+  }
+
+ private:
+  static std::vector<int64_t> identity(int64_t n) {
+    std::vector<int64_t> v(n);
+    std::iota(v.begin(), v.end(), 0);
+    return v;
+  }
+
+  const std::string& path(Split s) const {
+    switch (s) {
+      case Split::kTrain: return config_.data.train;
+      case Split::kValid: return config_.data.valid;
+      case Split::kTest: return config_.data.test;
+    }
+    return config_.data.train;
+  }
+
+  ClassificationData read(const std::string& file) const {
+    ClassificationFileOptions o;
+    o.format = config_.data.format;
+    o.text_field = config_.data.text_field;
+    o.label_field = config_.data.label_field;
+    o.on_error = config_.data.on_error;
+    return load_classification_file(file, o);
+  }
+
+  EncodedSplit encode(const ClassificationData& data, const std::string& file) const {
+    EncodedSplit out;
+    out.docs.reserve(data.examples.size());
+    for (const auto& e : data.examples) {
+      if (!labels_.contains(e.label)) {
+        std::string known;
+        for (const auto& name : labels_.names()) known += (known.empty() ? "" : ", ") + name;
+        throw InputError(file + ": label '" + e.label +
+                         "' does not occur in the training data (known: " + known + ")");
+      }
+      out.labels.push_back(labels_.id(e.label));
+      out.docs.push_back(encode_document(e.text, *tokenizer_, vocab_, hierarchy_));
+    }
+    return out;
+  }
+
+  const EncodedSplit& split(Split s) {
+    auto it = splits_.find(s);
+    if (it != splits_.end()) return it->second;
+    if (path(s).empty()) {
+      throw ConfigError(std::string("data.") + split_name(s) + ": no file given");
+    }
+    return splits_[s] = encode(read(path(s)), path(s));
+  }
+
+  DocumentBatch collate(const EncodedSplit& data, const std::vector<int64_t>& idx) const {
+    std::vector<const EncodedDocument*> docs;
+    std::vector<int64_t> labels;
+    for (int64_t i : idx) {
+      docs.push_back(&data.docs[i]);
+      if (!data.labels.empty()) labels.push_back(data.labels[i]);
+    }
+    DocumentBatch b = collate_documents(docs, labels, vocab_.pad_id());
+    b.ids = b.ids.to(device_);
+    b.word_mask = b.word_mask.to(device_);
+    b.sentence_mask = b.sentence_mask.to(device_);
+    if (b.labels.defined()) b.labels = b.labels.to(device_);
+    return b;
+  }
+
+  ExperimentConfig config_;
+  torch::Device device_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  HierarchicalOptions hierarchy_;
+  Vocab vocab_;
+  LabelMap labels_;
+  TextClassifier model_{nullptr};
+  std::map<Split, EncodedSplit> splits_;
+  std::vector<int64_t> order_;
+  int64_t order_epoch_ = -1;
+};
+
+}  // namespace
+
+std::unique_ptr<Task> make_classification_task(const ExperimentConfig& config,
+                                               const std::string& artifacts_dir,
+                                               torch::Device device) {
+  return std::make_unique<ClassificationTask>(config, artifacts_dir, device);
+}
+
+}  // namespace nlpkit
