@@ -1,0 +1,41 @@
+// Small file helpers shared by the data loaders: whole-file reads with path-naming errors and
+// atomic writes (temporary file, fsync, rename), so that bad input or a crash never leaves a
+// half-written file behind.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace nlpkit {
+namespace detail {
+
+/// The bytes of `path`. Throws std::runtime_error "<kind> file not found: PATH" when it is
+/// missing and "cannot read <kind> file: PATH" when it cannot be read (e.g. a directory).
+std::string read_file(const std::string& path, const std::string& kind);
+
+/// Writes `content` to "PATH.tmp", fsyncs it and renames it over `path`. Throws
+/// std::runtime_error "cannot write PATH: <reason>" (the temporary file is removed).
+void write_file_atomic(const std::string& path, const std::string& content);
+
+/// Line `line` (1-based) of `path` as "PATH:LINE", the prefix of every data error.
+std::string where(const std::string& path, int64_t line);
+
+/// Calls f(line, line_number) for every line of `text` (numbers from 1), without its '\n' or a
+/// trailing '\r'. A final line without '\n' counts; the empty rest after a final '\n' does not.
+template <typename F>
+void for_each_line(const std::string& text, F&& f) {
+  size_t start = 0;
+  int64_t number = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + start, end - start);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    f(line, ++number);
+    start = end + 1;
+  }
+}
+
+}  // namespace detail
+}  // namespace nlpkit
