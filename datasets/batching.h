@@ -1,0 +1,91 @@
+// Documents -> padded batches for hierarchical (sentence, word) classifiers, and seeded,
+// platform-independent shuffles and stratified splits.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "datasets/tokenizers.h"
+#include "datasets/vocab.h"
+
+namespace nlpkit {
+
+/// Splits text after sentence-ending punctuation: . ! ? and the fullwidth 。！？ (and ｡).
+/// A run of them stays together ("wait...", "?!"), as do closing quotes and brackets right
+/// after it. An ASCII run ends a sentence only before whitespace, a CJK character or the end,
+/// so "3.14" and "e.g." stay whole; CJK marks always end one. Sentences are trimmed and empty
+/// ones dropped.
+///   split_sentences("Hi there. How are you?!") == {"Hi there.", "How are you?!"}
+///   split_sentences("你好。今天好吗？") == {"你好。", "今天好吗？"}
+std::vector<std::string> split_sentences(const std::string& text);
+
+/// Limits on a document's shape for hierarchical models.
+struct HierarchicalOptions {
+  /// Sentences kept per document (the first ones).
+  int64_t max_sentences = 16;
+  /// Words kept per sentence (the first ones).
+  int64_t max_sentence_length = 32;
+};
+
+/// Sentences of word ids.
+using EncodedDocument = std::vector<std::vector<int64_t>>;
+
+/// Splits `text` into sentences, tokenizes them and maps tokens to ids. Sentences without
+/// tokens are dropped; the first max_sentences of the rest are kept, each cut to
+/// max_sentence_length ids. A document without any token becomes one sentence holding unk, so
+/// every document has at least one non-empty sentence (the vocab must have an unk token).
+EncodedDocument encode_document(const std::string& text, const Tokenizer& tokenizer,
+                                const Vocab& vocab, const HierarchicalOptions& options = {});
+
+/// A padded batch of documents; D and S are the largest sentence count and sentence length in
+/// the batch.
+struct DocumentBatch {
+  torch::Tensor ids;            ///< (B, D, S) int64, pad_id where there is no word
+  torch::Tensor word_mask;      ///< (B, D, S) bool, true on real words
+  torch::Tensor sentence_mask;  ///< (B, D) bool, true on real sentences
+  torch::Tensor labels;         ///< (B) int64; undefined when no labels were given
+};
+
+/// Pads documents into a batch. `labels` has one entry per document, or none (prediction).
+/// Every document needs at least one sentence and every sentence at least one word (what
+/// encode_document produces), so that no mask row is all false.
+///   DocumentBatch b = collate_documents({&doc0, &doc1}, {0, 1}, vocab.pad_id());
+DocumentBatch collate_documents(const std::vector<const EncodedDocument*>& docs,
+                                const std::vector<int64_t>& labels, int64_t pad_id);
+
+/// A uniform integer in [0, bound) from `rng`, by rejection, so that (unlike
+/// std::uniform_int_distribution, whose algorithm the standard leaves open) the same seed gives
+/// the same numbers with every standard library. TORCH_CHECKs bound > 0.
+uint64_t random_below(std::mt19937_64& rng, uint64_t bound);
+
+/// Shuffles `values` in place with Fisher-Yates and random_below (platform-independent).
+void shuffle_in_place(std::vector<int64_t>& values, std::mt19937_64& rng);
+
+/// 0..n-1 in a random order that depends only on `seed`.
+std::vector<int64_t> shuffled_indices(int64_t n, uint64_t seed);
+
+/// Indices of the examples in each part of a split, each part in a seeded random order.
+struct SplitIndices {
+  std::vector<int64_t> train, valid, test;
+};
+
+/// Splits example indices 0..n-1 (n = labels.size()) so that each class keeps its proportions:
+/// per class, round(count * test_fraction) go to test, round(count * valid_fraction) to valid,
+/// the rest to train. Every index lands in exactly one part. TORCH_CHECKs the fractions lie in
+/// [0, 1] and sum to at most 1.
+///   SplitIndices s = stratified_split(label_ids, 0.1, 0.1, 1234);  // 80/10/10
+SplitIndices stratified_split(const std::vector<int64_t>& labels, double valid_fraction,
+                              double test_fraction, uint64_t seed);
+
+/// k folds for cross-validation: fold i tests on the i-th part, trains on the others, and has
+/// no valid part. Each class is dealt round-robin across the folds (continuing from where the
+/// previous class stopped), so fold sizes, overall and per class, differ by at most one.
+/// TORCH_CHECKs 2 <= k <= labels.size().
+std::vector<SplitIndices> stratified_kfold(const std::vector<int64_t>& labels, int64_t k,
+                                           uint64_t seed);
+
+}  // namespace nlpkit
