@@ -1,4 +1,5 @@
 #include "datasets/file_io.h"
+#include "datasets/input_error.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -18,15 +19,15 @@ namespace detail {
 std::string read_file(const std::string& path, const std::string& kind) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
-    throw std::runtime_error(kind + " file not found: " + path);
+    throw InputError(kind + " file not found: " + path);
   }
   std::ifstream in(path, std::ios::binary);
   if (!in || std::filesystem::is_directory(path, ec)) {
-    throw std::runtime_error("cannot read " + kind + " file: " + path);
+    throw InputError("cannot read " + kind + " file: " + path);
   }
   std::ostringstream buffer;
   buffer << in.rdbuf();
-  if (in.bad()) throw std::runtime_error("cannot read " + kind + " file: " + path);
+  if (in.bad()) throw InputError("cannot read " + kind + " file: " + path);
   return buffer.str();
 }
 

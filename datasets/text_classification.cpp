@@ -1,4 +1,5 @@
 #include "datasets/text_classification.h"
+#include "datasets/input_error.h"
 
 #include <torch/torch.h>
 
@@ -39,7 +40,7 @@ std::string resolve_format(const std::string& path, const std::string& format) {
   if (ext == ".tsv") return "tsv";
   if (ext == ".csv") return "csv";
   if (ext == ".jsonl" || ext == ".ndjson") return "jsonl";
-  throw std::runtime_error("cannot tell the format of " + path +
+  throw InputError("cannot tell the format of " + path +
                            " from its extension; set the format to csv, jsonl or tsv");
 }
 
@@ -190,7 +191,7 @@ class DelimitedLoader {
 
   void finish() const {
     if (header_.empty()) {
-      throw std::runtime_error(path_ + ": empty file; expected a header row naming the columns " +
+      throw InputError(path_ + ": empty file; expected a header row naming the columns " +
                                "(e.g. " + options_.text_field + ", " + options_.label_field + ")");
     }
   }
@@ -199,7 +200,7 @@ class DelimitedLoader {
   size_t column(const std::string& name, int64_t line) const {
     auto it = std::find(header_.begin(), header_.end(), name);
     if (it == header_.end()) {
-      throw std::runtime_error(detail::where(path_, line) + ": no column '" + name +
+      throw InputError(detail::where(path_, line) + ": no column '" + name +
                                "' in the header (columns: " + join(header_) + ")");
     }
     return static_cast<size_t>(it - header_.begin());
@@ -274,7 +275,7 @@ ClassificationData load_classification_file(const std::string& path,
   const bool skip = options.on_error == "skip";
   const std::function<void(int64_t, const std::string&)> bad = [&](int64_t line,
                                                                    const std::string& what) {
-    if (!skip) throw std::runtime_error(detail::where(path, line) + ": " + what);
+    if (!skip) throw InputError(detail::where(path, line) + ": " + what);
     ++data.skipped;
   };
 
@@ -296,7 +297,7 @@ ClassificationData load_classification_file(const std::string& path,
         if (!reader.next(record)) break;
       } catch (const CsvReader::BadRecord& e) {
         if (!loader.has_header()) {  // without the header no later record can be read
-          throw std::runtime_error(detail::where(path, e.line) + ": " + e.what);
+          throw InputError(detail::where(path, e.line) + ": " + e.what);
         }
         bad(e.line, e.what);
         continue;
@@ -330,7 +331,7 @@ LabelMap LabelMap::from_examples(const std::vector<TextExample>& examples) {
 int64_t LabelMap::id(const std::string& label) const {
   auto it = index_.find(label);
   if (it == index_.end()) {
-    throw std::runtime_error("unknown label '" + label + "' (known labels: " + join(names_) + ")");
+    throw InputError("unknown label '" + label + "' (known labels: " + join(names_) + ")");
   }
   return it->second;
 }
@@ -374,7 +375,7 @@ LabelMap LabelMap::load(const std::string& path) {
   try {
     return from_json(nlohmann::json::parse(text));
   } catch (const std::exception& e) {
-    throw std::runtime_error(path + ": " + e.what());
+    throw InputError(path + ": " + e.what());
   }
 }
 

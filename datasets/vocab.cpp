@@ -1,4 +1,5 @@
 #include "datasets/vocab.h"
+#include "datasets/input_error.h"
 
 #include <algorithm>
 #include <charconv>
@@ -135,11 +136,11 @@ Vocab Vocab::load(const std::string& path, const std::string& pad_token,
   std::vector<std::string> tokens;
   std::unordered_map<std::string, int64_t> first_line;
   detail::for_each_line(text, [&](std::string_view line, int64_t number) {
-    if (line.empty()) throw std::runtime_error(detail::where(path, number) + ": empty token");
+    if (line.empty()) throw InputError(detail::where(path, number) + ": empty token");
     std::string token(line);
     auto [it, inserted] = first_line.emplace(token, number);
     if (!inserted) {
-      throw std::runtime_error(detail::where(path, number) + ": duplicate token '" + token +
+      throw InputError(detail::where(path, number) + ": duplicate token '" + token +
                                "' (first on line " + std::to_string(it->second) + ")");
     }
     tokens.push_back(std::move(token));
@@ -158,7 +159,7 @@ torch::Tensor load_word2vec_text(const std::string& path, const Vocab& vocab, in
   int64_t header_count = -1;
   int64_t num_vectors = 0;
   auto error = [&](int64_t line, const std::string& what) {
-    return std::runtime_error(detail::where(path, line) + ": " + what);
+    return InputError(detail::where(path, line) + ": " + what);
   };
   detail::for_each_line(text, [&](std::string_view line, int64_t number) {
     if (number == 1 && line.substr(0, 3) == "\xEF\xBB\xBF") line.remove_prefix(3);  // BOM
@@ -198,7 +199,7 @@ torch::Tensor load_word2vec_text(const std::string& path, const Vocab& vocab, in
     }
   });
   if (header_count >= 0 && header_count != num_vectors) {
-    throw std::runtime_error(path + ": the header says " + std::to_string(header_count) +
+    throw InputError(path + ": the header says " + std::to_string(header_count) +
                              " vectors but the file holds " + std::to_string(num_vectors) +
                              " (truncated download?)");
   }

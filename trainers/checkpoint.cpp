@@ -1,4 +1,5 @@
 #include "trainers/checkpoint.h"
+#include "datasets/input_error.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -301,7 +302,7 @@ void commit_checkpoint(const std::string& root, const std::string& name,
 void verify_checkpoint(const std::string& dir) {
   const std::string manifest_path = join(dir, "manifest.json");
   std::ifstream in(manifest_path, std::ios::binary);
-  if (!in) throw std::runtime_error("checkpoint manifest is missing: " + manifest_path);
+  if (!in) throw InputError("checkpoint manifest is missing: " + manifest_path);
   std::vector<std::pair<std::string, std::pair<std::string, uint64_t>>> expected;
   try {
     const nlohmann::json manifest = nlohmann::json::parse(in);
@@ -309,13 +310,13 @@ void verify_checkpoint(const std::string& dir) {
       const fs::path relative(file);
       if (file.empty() || relative.is_absolute() ||
           std::count(relative.begin(), relative.end(), fs::path("..")) > 0) {
-        throw std::runtime_error("file name '" + file + "' leaves the checkpoint directory");
+        throw InputError("file name '" + file + "' leaves the checkpoint directory");
       }
       expected.push_back(
           {file, {info.at("sha256").get<std::string>(), info.at("bytes").get<uint64_t>()}});
     }
   } catch (const std::exception& e) {
-    throw std::runtime_error("checkpoint manifest is invalid: " + manifest_path + " (" + e.what() +
+    throw InputError("checkpoint manifest is invalid: " + manifest_path + " (" + e.what() +
                              ")");
   }
   for (const auto& [file, info] : expected) {
@@ -323,18 +324,18 @@ void verify_checkpoint(const std::string& dir) {
     const std::string path = join(dir, file);
     std::error_code error;
     const uint64_t size = fs::file_size(path, error);
-    if (error) throw std::runtime_error("checkpoint file is missing: " + path);
+    if (error) throw InputError("checkpoint file is missing: " + path);
     if (size < bytes) {
-      throw std::runtime_error("checkpoint file is truncated: " + path + " (" +
+      throw InputError("checkpoint file is truncated: " + path + " (" +
                                std::to_string(size) + " of " + std::to_string(bytes) + " bytes)");
     }
     if (size > bytes) {
-      throw std::runtime_error("checkpoint file is corrupted: " + path + " (" +
+      throw InputError("checkpoint file is corrupted: " + path + " (" +
                                std::to_string(size) + " bytes, manifest says " +
                                std::to_string(bytes) + ")");
     }
     if (sha256_file(path) != sha256) {
-      throw std::runtime_error("checkpoint file is corrupted: " + path + " (sha256 mismatch)");
+      throw InputError("checkpoint file is corrupted: " + path + " (sha256 mismatch)");
     }
   }
 }
@@ -361,7 +362,7 @@ std::optional<std::string> latest_checkpoint(const std::string& root) {
   std::getline(in, name);
   const std::string path = join(root, name);
   if (name.empty() || name.find('/') != std::string::npos || !fs::is_directory(path)) {
-    throw std::runtime_error(latest_path + " names checkpoint '" + name +
+    throw InputError(latest_path + " names checkpoint '" + name +
                              "', but that directory does not exist");
   }
   return path;

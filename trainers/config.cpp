@@ -78,6 +78,15 @@ Field& make_field(Section& section, const std::string& key, const std::string& t
   return f;
 }
 
+/// The location of a list element, from the list's own location "file:line:col".
+std::string element_where(const std::string& list_where, const YAML::Node& element) {
+  const YAML::Mark mark = element.Mark();
+  const size_t colon = list_where.find(':');
+  if (mark.is_null() || colon == std::string::npos) return list_where;
+  return list_where.substr(0, colon) + ":" + std::to_string(mark.line + 1) + ":" +
+         std::to_string(mark.column + 1);
+}
+
 void check_number(const Field& f, double v, const std::string& where, const std::string& path) {
   for (const auto& check : f.checks) {
     std::string problem = check(v);
@@ -185,11 +194,11 @@ Field& Section::add(const std::string& key, std::vector<int64_t>* target, const 
     std::vector<int64_t> values;
     for (size_t i = 0; i < n.size(); ++i) {
       int64_t v = 0;
+      const std::string at = element_where(where, n[i]);
       if (!n[i].IsScalar() || !parse_int(n[i].Scalar(), &v)) {
-        fail(where, path + "[" + std::to_string(i) + "]",
-             "expected an integer, found " + describe(n[i]));
+        fail(at, path + "[" + std::to_string(i) + "]", "expected an integer, found " + describe(n[i]));
       }
-      check_number(f, static_cast<double>(v), where, path + "[" + std::to_string(i) + "]");
+      check_number(f, static_cast<double>(v), at, path + "[" + std::to_string(i) + "]");
       values.push_back(v);
     }
     if (values.empty()) fail(where, path, "expected a non-empty list");
@@ -446,15 +455,17 @@ void apply_override(YAML::Node& root, const std::string& text, std::set<std::str
   } catch (const YAML::Exception& e) {
     throw ConfigError("command line: " + path + ": cannot parse value " + quote(value));
   }
-  // yaml-cpp's operator[] on a copied Node aliases the same tree, so walking with copies works.
-  YAML::Node node = root;
+  // yaml-cpp's `a = b` assigns into a's node; reset() rebinds the handle.
+  YAML::Node node;
+  node.reset(root);
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
     YAML::Node child = node[parts[i]];
     if (child && !child.IsMap() && !child.IsNull()) {
       throw ConfigError("command line: " + path + ": " + parts[i] + " is not a section");
     }
     if (!child || child.IsNull()) node[parts[i]] = YAML::Node(YAML::NodeType::Map);
-    node = node[parts[i]];
+    YAML::Node next = node[parts[i]];
+    node.reset(next);
   }
   node[parts.back()] = parsed;
   overridden->insert(path);
@@ -465,7 +476,9 @@ ExperimentConfig parse_node(YAML::Node root, const std::string& source,
   Reader reader{source, {}};
   if (!root || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   if (!root.IsMap()) {
-    throw ConfigError(source + ": expected a YAML mapping (key: value lines) at the top level");
+    throw ConfigError(reader.where(root, "") +
+                      ": expected a YAML mapping (key: value lines) at the top level, found " +
+                      describe(root));
   }
   for (const auto& o : overrides) apply_override(root, o, &reader.overridden);
   ExperimentConfig config;

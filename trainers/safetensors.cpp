@@ -1,4 +1,5 @@
 #include "trainers/safetensors.h"
+#include "datasets/input_error.h"
 
 #include <filesystem>
 #include <fstream>
@@ -159,12 +160,12 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
 
 SafetensorsFile load_safetensors(const std::string& path) {
   auto fail = [&](const std::string& what) {
-    throw std::runtime_error("invalid safetensors file " + path + ": " + what);
+    throw InputError("invalid safetensors file " + path + ": " + what);
   };
   std::ifstream in(path, std::ios::binary);
   std::error_code error;
   const uint64_t file_size = std::filesystem::file_size(path, error);
-  if (!in || error) throw std::runtime_error("cannot open safetensors file: " + path);
+  if (!in || error) throw InputError("cannot open safetensors file: " + path);
   if (file_size < 8) {
     fail("file too short (" + std::to_string(file_size) + " bytes) for the 8-byte header length");
   }
@@ -280,7 +281,7 @@ void load_module_state(torch::nn::Module& module, const NamedTensors& tensors,
   if (!mismatched.empty()) problems += "\n  shape mismatches: " + join(mismatched);
   if (!duplicate.empty()) problems += "\n  duplicate keys: " + join(duplicate);
   if (!problems.empty()) {
-    throw std::runtime_error("cannot load state from " + source + " into the module:" + problems);
+    throw InputError("cannot load state from " + source + " into the module:" + problems);
   }
   torch::NoGradGuard no_grad;
   for (const auto& [name, dest] : destination) dest.copy_(*given.at(name));

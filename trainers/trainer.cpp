@@ -57,7 +57,7 @@ std::string to_hex(const torch::Tensor& bytes) {
 }
 
 torch::Tensor from_hex(const std::string& hex, const std::string& source) {
-  if (hex.size() % 2) throw std::runtime_error(source + ": rng_state: odd-length hex string");
+  if (hex.size() % 2) throw InputError(source + ": rng_state: odd-length hex string");
   auto t = torch::empty({int64_t(hex.size() / 2)}, torch::kUInt8);
   uint8_t* p = t.data_ptr<uint8_t>();
   for (size_t i = 0; i < hex.size(); i += 2) {
@@ -129,7 +129,7 @@ TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string&
     s.best_step = j.at("best_step").get<int64_t>();
     s.evals_without_improvement = j.at("evals_without_improvement").get<int64_t>();
   } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(source + ": bad trainer state: " + e.what());
+    throw InputError(source + ": bad trainer state: " + e.what());
   }
   return s;
 }
@@ -138,12 +138,12 @@ TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string&
 
 std::string find_checkpoint(const std::string& path) {
   if (fs::exists(fs::path(path) / "manifest.json")) return path;
-  for (const std::string root : {path, path + "/checkpoints"}) {
+  for (const std::string& root : {path, path + "/checkpoints"}) {
     if (fs::exists(fs::path(root) / "latest")) {
       if (auto latest = latest_checkpoint(root)) return *latest;
     }
   }
-  throw std::runtime_error("no checkpoint found at " + path +
+  throw InputError("no checkpoint found at " + path +
                            " (expected a checkpoint directory or a run directory)");
 }
 
@@ -198,7 +198,7 @@ void Trainer::resume_from(const std::string& dir) {
   try {
     in >> j;
   } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(state_file + ": invalid JSON: " + e.what());
+    throw InputError(state_file + ": invalid JSON: " + e.what());
   }
   state_ = TrainerState::from_json(j, state_file);
   set_cpu_rng_state(from_hex(j.at("rng_state").get<std::string>(), state_file));

@@ -203,7 +203,7 @@ TEST(Trainer, NonFiniteStepsAreSkippedThenFatal) {
   c.trainer.max_steps = 6;
   FitResult r = Trainer(c, task, torch::kCPU).fit();
   EXPECT_EQ(r.state.step, 6);
-  EXPECT_EQ(r.state.nonfinite_steps, 3);  // batches 1 and 3 of epoch 0, batch 1 of epoch 1
+  EXPECT_EQ(r.state.nonfinite_steps, 4);  // batches 1 and 3 of epochs 0 and 1
   for (double loss : r.losses) EXPECT_TRUE(std::isfinite(loss));
 
   ToyTask bad(1);
