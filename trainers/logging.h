@@ -36,7 +36,7 @@ class ProgressReporter {
   explicit ProgressReporter(const std::string& mode, std::FILE* out = stderr);
   /// Called every step; redraws the bar, or prints a line when `log_line` is set.
   void update(const TrainProgress& p, bool log_line);
-  /// Prints a message on its own line (clearing the bar first).
+  /// Prints a message on its own line (clearing the bar first), also in mode none.
   void message(const std::string& text);
   void finish();
 

@@ -41,6 +41,21 @@ out=$("$nlpkit" predict "$run" "$tmp/texts.txt" 2>/dev/null)
 # Resume: a finished run resumed with more steps continues from its checkpoint.
 expect 0 "resumed at step" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$run" trainer.epochs=4 --resume "$run"
 
+# Fixed pretrained vectors (word2vec text format) added to the trained embedding.
+{ echo "3 16"; for w in win meeting free; do printf '%s' "$w"; for i in $(seq 16); do printf ' 0.%d' "$i"; done; echo; done; } > "$tmp/w2v.txt"
+expect 0 "accuracy" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/w2v" data.pretrained_embeddings="$tmp/w2v.txt" trainer.epochs=1
+{ echo "1 16"; echo "win 0.1 0.2"; } > "$tmp/w2v_bad.txt"
+expect 2 "$tmp/w2v_bad.txt:2:" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/w2v_bad" data.pretrained_embeddings="$tmp/w2v_bad.txt"
+
+# SIGINT saves a checkpoint and exits with 130; the run resumes from it.
+"$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/sig" trainer.epochs=100000 trainer.progress=none >"$tmp/sig.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do grep -q "^device" "$tmp/sig.log" && break; sleep 0.1; done
+sleep 1
+kill -INT "$pid"; wait "$pid"; rc=$?
+[[ $rc -eq 130 && -f "$tmp/sig/checkpoints/latest" ]] && grep -q "interrupted by signal 2: checkpoint saved" "$tmp/sig.log" && ok || bad "SIGINT: exit $rc; $(tail -2 "$tmp/sig.log")"
+expect 0 "resumed at step" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/sig" trainer.max_steps=1 --resume auto
+
 # Errors: one line, exit 2 for bad config or input.
 expect 2 "config file not found: nope.yaml" -- "$nlpkit" train nope.yaml
 printf 'model:\n  hiden_size: 3\n' > "$tmp/typo.yaml"

@@ -128,7 +128,7 @@ TEST(Config, ReadmeDocumentsEveryKey) {
   ASSERT_NE(b, std::string::npos);
   ASSERT_NE(e, std::string::npos);
   EXPECT_EQ(text.substr(b + begin.size(), e - b - begin.size()), config_reference_markdown())
-      << "configs/README.md is out of date: run `nlpkit dump-config --reference` and paste it";
+      << "configs/README.md is out of date: run tools/update-config-reference.sh";
 }
 
 TEST(Config, EveryShippedConfigParses) {
