@@ -352,8 +352,7 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
          "stop after this many non-finite losses/gradients in a row (each is skipped)")
       .at_least(1);
   tr.add("progress", &c.trainer.progress,
-         "auto (bar on a terminal, log lines otherwise), bar, line or none (validation and notices "
-         "still print)")
+         "auto (bar on a terminal, log lines otherwise), bar, line or none (silent)")
       .one_of({"auto", "bar", "line", "none"});
   return root;
 }

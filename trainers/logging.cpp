@@ -71,6 +71,7 @@ void ProgressReporter::update(const TrainProgress& p, bool log_line) {
 }
 
 void ProgressReporter::message(const std::string& text) {
+  if (quiet_) return;
   if (bar_drawn_) std::fprintf(out_, "\r\033[K");
   std::fprintf(out_, "%s\n", text.c_str());
   std::fflush(out_);

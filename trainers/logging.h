@@ -15,7 +15,7 @@ namespace nlpkit {
 struct TrainProgress {
   int64_t step = 0;
   int64_t total_steps = 0;
-  int64_t epoch = 0;
+  int64_t epoch = 0;  // 1-based, as shown
   double loss = 0;
   double lr = 0;
   double tokens_per_second = 0;
@@ -36,7 +36,7 @@ class ProgressReporter {
   explicit ProgressReporter(const std::string& mode, std::FILE* out = stderr);
   /// Called every step; redraws the bar, or prints a line when `log_line` is set.
   void update(const TrainProgress& p, bool log_line);
-  /// Prints a message on its own line (clearing the bar first), also in mode none.
+  /// Prints a message on its own line (clearing the bar first); nothing in mode none.
   void message(const std::string& text);
   void finish();
 

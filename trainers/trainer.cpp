@@ -162,6 +162,11 @@ Trainer::Trainer(ExperimentConfig config, Task& task, torch::Device device)
       run_dir_(config_.run_dir()),
       checkpoint_root_(run_dir_ + "/checkpoints") {}
 
+int64_t Trainer::display_epoch() const {
+  // The epoch being trained, 1-based; right after an epoch ends, that epoch.
+  return state_.epoch + (state_.batch > 0 ? 1 : 0);
+}
+
 int64_t Trainer::total_steps() {
   if (config_.trainer.max_steps > 0) return config_.trainer.max_steps;
   const int64_t per_epoch =
@@ -205,7 +210,8 @@ void Trainer::resume_from(const std::string& dir) {
 }
 
 bool Trainer::validate(ProgressReporter& progress, MetricsLog& log) {
-  if (!task_.has_split(Split::kValid)) return false;
+  if (!task_.has_split(Split::kValid) || validated_step_ == state_.step) return false;
+  validated_step_ = state_.step;
   Evaluation eval = task_.evaluate(Split::kValid);
   auto it = eval.metrics.find(config_.trainer.metric);
   if (it == eval.metrics.end()) {
@@ -214,7 +220,7 @@ bool Trainer::validate(ProgressReporter& progress, MetricsLog& log) {
     throw ConfigError("trainer.metric: '" + config_.trainer.metric +
                       "' is not computed by this task; available: " + known);
   }
-  nlohmann::json record = {{"split", "valid"}, {"step", state_.step}, {"epoch", state_.epoch}};
+  nlohmann::json record = {{"split", "valid"}, {"step", state_.step}, {"epoch", display_epoch()}};
   std::string line = "valid step " + std::to_string(state_.step);
   for (const auto& [name, value] : eval.metrics) {
     record[name] = value;
@@ -341,12 +347,12 @@ FitResult Trainer::fit() {
     const bool log_now = state_.step % t.log_every == 0 || state_.step == total;
     const auto now = std::chrono::steady_clock::now();
     const double seconds = std::chrono::duration<double>(now - window_start).count();
-    TrainProgress p{state_.step,           total,           state_.epoch, loss_sum / loss_count, lr,
+    TrainProgress p{state_.step,           total,           display_epoch(), loss_sum / loss_count, lr,
                     tokens / seconds,      examples / seconds, 1000 * seconds / loss_count,
                     grad_norm};
     progress.update(p, log_now);
     if (log_now) {
-      log.write({{"split", "train"},    {"step", state_.step},     {"epoch", state_.epoch},
+      log.write({{"split", "train"},    {"step", state_.step},     {"epoch", p.epoch},
                  {"loss", p.loss},      {"lr", lr},                {"grad_norm", grad_norm},
                  {"tokens_per_second", p.tokens_per_second},
                  {"examples_per_second", p.examples_per_second},

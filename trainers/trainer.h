@@ -64,6 +64,7 @@ class Trainer {
   /// Validates; updates best and early stopping. Returns true when training should stop.
   bool validate(ProgressReporter& progress, MetricsLog& log);
   int64_t total_steps();
+  int64_t display_epoch() const;
 
   ExperimentConfig config_;
   Task& task_;
@@ -71,7 +72,8 @@ class Trainer {
   std::shared_ptr<torch::nn::Module> model_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   TrainerState state_;
-  int64_t saved_step_ = -1;  // step of the newest checkpoint this process wrote
+  int64_t saved_step_ = -1;      // step of the newest checkpoint this process wrote
+  int64_t validated_step_ = -1;  // step of the last validation (never validate twice)
   std::string run_dir_;
   std::string checkpoint_root_;
 };

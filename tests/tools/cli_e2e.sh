@@ -48,7 +48,7 @@ expect 0 "accuracy" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="
 expect 2 "$tmp/w2v_bad.txt:2:" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/w2v_bad" data.pretrained_embeddings="$tmp/w2v_bad.txt"
 
 # SIGINT saves a checkpoint and exits with 130; the run resumes from it.
-"$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/sig" trainer.epochs=100000 trainer.progress=none >"$tmp/sig.log" 2>&1 &
+"$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/sig" trainer.epochs=100000 trainer.progress=line trainer.log_every=100000 >"$tmp/sig.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do grep -q "^device" "$tmp/sig.log" && break; sleep 0.1; done
 sleep 1
