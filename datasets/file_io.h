@@ -6,17 +6,27 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace nlpkit {
+
+/// Writes `bytes` to `path` atomically: a temporary file named after the process, fsynced, then
+/// renamed over `path`, and the directory fsynced. A crash leaves the old file or the new one,
+/// never a mix. Throws std::runtime_error naming the path (the temporary file is removed).
+void write_file_atomic(const std::string& path, const std::string& bytes);
+
+/// write_file_atomic for data held in several buffers, written in order (no copy of big tensors).
+void write_file_atomic_parts(const std::string& path, const std::vector<std::string_view>& parts);
+
+/// fsync of a file or directory. Throws std::runtime_error naming the path.
+void fsync_path(const std::string& path);
+
 namespace detail {
 
 /// The bytes of `path`. Throws std::runtime_error "<kind> file not found: PATH" when it is
 /// missing and "cannot read <kind> file: PATH" when it cannot be read (e.g. a directory).
 std::string read_file(const std::string& path, const std::string& kind);
 
-/// Writes `content` to "PATH.tmp", fsyncs it and renames it over `path`. Throws
-/// std::runtime_error "cannot write PATH: <reason>" (the temporary file is removed).
-void write_file_atomic(const std::string& path, const std::string& content);
 
 /// Line `line` (1-based) of `path` as "PATH:LINE", the prefix of every data error.
 std::string where(const std::string& path, int64_t line);

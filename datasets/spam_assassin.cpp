@@ -219,7 +219,7 @@ void convert_spam_assassin(const std::string& package_dir, const std::string& ou
       ++per_class[static_cast<size_t>(m.label)];
     }
     const std::string path = (fs::path(out_dir) / (std::string(kSplits[s]) + ".tsv")).string();
-    detail::write_file_atomic(path, content);
+    write_file_atomic(path, content);
     log << "  " << path << ": " << parts[s]->size() << " (" << kLabels[0] << " " << per_class[0]
         << ", " << kLabels[1] << " " << per_class[1] << ")\n";
   }

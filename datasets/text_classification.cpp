@@ -367,7 +367,7 @@ LabelMap LabelMap::from_json(const nlohmann::json& value) {
 }
 
 void LabelMap::save(const std::string& path) const {
-  detail::write_file_atomic(path, to_json().dump() + "\n");
+  write_file_atomic(path, to_json().dump() + "\n");
 }
 
 LabelMap LabelMap::load(const std::string& path) {

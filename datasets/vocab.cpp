@@ -127,7 +127,7 @@ void Vocab::save(const std::string& path) const {
     content += t;
     content += '\n';
   }
-  detail::write_file_atomic(path, content);
+  write_file_atomic(path, content);
 }
 
 Vocab Vocab::load(const std::string& path, const std::string& pad_token,

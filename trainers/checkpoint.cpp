@@ -1,4 +1,5 @@
 #include "trainers/checkpoint.h"
+#include "datasets/file_io.h"
 #include "datasets/input_error.h"
 
 #include <fcntl.h>
@@ -18,6 +19,10 @@ namespace nlpkit {
 namespace {
 
 namespace fs = std::filesystem;
+
+[[noreturn]] void throw_errno(const std::string& what, const std::string& path) {
+  throw std::runtime_error(what + ": " + path + ": " + std::strerror(errno));
+}
 
 // ---- SHA-256, FIPS 180-4 ----------------------------------------------------------------------
 
@@ -107,27 +112,9 @@ class Sha256 {
 
 // ---- POSIX helpers ----------------------------------------------------------------------------
 
-[[noreturn]] void throw_errno(const std::string& what, const std::string& path) {
-  throw std::runtime_error(what + ": " + path + ": " + std::strerror(errno));
-}
 
 // Flushes a file's or a directory's contents (a directory's: its entries, i.e. renames) to disk.
-void fsync_path(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw_errno("cannot open for fsync", path);
-  if (::fsync(fd) != 0) {
-    const int saved = errno;
-    ::close(fd);
-    errno = saved;
-    throw_errno("cannot fsync", path);
-  }
-  ::close(fd);
-}
 
-std::string parent_dir(const std::string& path) {
-  const fs::path parent = fs::path(path).parent_path();
-  return parent.empty() ? "." : parent.string();
-}
 
 std::string pid_suffix() { return std::to_string(::getpid()); }
 
@@ -198,44 +185,7 @@ std::string sha256_file(const std::string& path) {
   return sha.hex_digest();
 }
 
-namespace detail {
-void write_file_atomic_parts(const std::string& path, const std::vector<std::string_view>& parts) {
-  const std::string tmp = path + ".tmp-" + pid_suffix();
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw_errno("cannot create file", tmp);
-  auto fail = [&](const std::string& what) {
-    const int saved = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    errno = saved;
-    throw_errno(what, path);
-  };
-  for (std::string_view part : parts) {
-    while (!part.empty()) {
-      const ssize_t n = ::write(fd, part.data(), part.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) fail("cannot write file");
-      part.remove_prefix(static_cast<size_t>(n));
-    }
-  }
-  if (::fsync(fd) != 0) fail("cannot fsync file");
-  if (::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    throw_errno("cannot close file", path);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int saved = errno;
-    ::unlink(tmp.c_str());
-    errno = saved;
-    throw_errno("cannot rename " + tmp + " to", path);
-  }
-  fsync_path(parent_dir(path));
-}
-}  // namespace detail
 
-void write_file_atomic(const std::string& path, const std::string& bytes) {
-  detail::write_file_atomic_parts(path, {std::string_view(bytes)});
-}
 
 std::string checkpoint_name(int64_t step) {
   if (step < 0)

@@ -13,8 +13,9 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <string_view>
 #include <vector>
+
+#include "datasets/file_io.h"  // write_file_atomic, fsync_path
 
 namespace nlpkit {
 
@@ -24,11 +25,6 @@ std::string sha256_hex(const std::string& bytes);
 
 /// SHA-256 of a file's contents, read in chunks. Throws std::runtime_error naming the path.
 std::string sha256_file(const std::string& path);
-
-/// Writes `bytes` to `path + ".tmp-<pid>"`, fsyncs it, renames it over `path` and fsyncs the
-/// parent directory: readers see the old file or the new one, never a torn one.
-/// Throws std::runtime_error naming the path.
-void write_file_atomic(const std::string& path, const std::string& bytes);
 
 /// The directory name of the checkpoint at `step`: checkpoint_name(42) == "step_00000042".
 std::string checkpoint_name(int64_t step);
@@ -62,10 +58,5 @@ std::optional<std::string> latest_checkpoint(const std::string& root);
 void prune_checkpoints(const std::string& root, int64_t keep_last,
                        const std::set<std::string>& keep = {});
 
-namespace detail {
-/// write_file_atomic for data held in several buffers, written in order (saves copying large
-/// tensors into one string).
-void write_file_atomic_parts(const std::string& path, const std::vector<std::string_view>& parts);
-}  // namespace detail
 
 }  // namespace nlpkit

@@ -155,7 +155,7 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
   for (const torch::Tensor& t : data) {
     parts.emplace_back(static_cast<const char*>(t.data_ptr()), t.nbytes());
   }
-  detail::write_file_atomic_parts(path, parts);
+  write_file_atomic_parts(path, parts);
 }
 
 SafetensorsFile load_safetensors(const std::string& path) {

@@ -53,6 +53,8 @@ class Task {
   /// Evaluates the model (eval mode, no grad) on a split.
   virtual Evaluation evaluate(Split split) = 0;
   virtual std::vector<Prediction> predict(const std::vector<std::string>& texts) = 0;
+  /// One line about the data: examples per split, skipped lines, vocabulary and labels.
+  virtual std::string summary() const { return ""; }
   /// Writes what is needed besides the weights to rebuild the task (vocabulary, label names).
   virtual void save_artifacts(const std::string& dir) const = 0;
 };

@@ -41,6 +41,10 @@ out=$("$nlpkit" predict "$run" "$tmp/texts.txt" 2>/dev/null)
 # Resume: a finished run resumed with more steps continues from its checkpoint.
 expect 0 "resumed at step" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$run" trainer.epochs=4 --resume "$run"
 
+# data.on_error: skip counts malformed lines instead of stopping.
+{ cat tests/data/tiny_cls/train.tsv; printf 'a line with\ttoo many\tfields\n'; } > "$tmp/skip.tsv"
+expect 0 "train 64 (1 malformed lines skipped)" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/skip" data.train="$tmp/skip.tsv" data.on_error=skip trainer.max_steps=2
+
 # Fixed pretrained vectors (word2vec text format) added to the trained embedding.
 { echo "3 16"; for w in win meeting free; do printf '%s' "$w"; for i in $(seq 16); do printf ' 0.%d' "$i"; done; echo; done; } > "$tmp/w2v.txt"
 expect 0 "accuracy" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/w2v" data.pretrained_embeddings="$tmp/w2v.txt" trainer.epochs=1

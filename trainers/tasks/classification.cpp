@@ -31,6 +31,7 @@ class ClassificationTask : public Task {
     if (artifacts_dir.empty()) {
       if (config.data.train.empty()) throw ConfigError("data.train: no training file given");
       ClassificationData train = read(config.data.train);
+      skipped_[Split::kTrain] = train.skipped;
       if (train.examples.empty()) {
         throw InputError("data file has no examples: " + config.data.train);
       }
@@ -158,6 +159,18 @@ class ClassificationTask : public Task {
     return out;
   }
 
+  std::string summary() const override {
+    std::string out = "data:";
+    for (const auto& [s, data] : splits_) {
+      out += std::string(" ") + split_name(s) + " " + std::to_string(data.docs.size());
+      const int64_t skipped = skipped_.count(s) ? skipped_.at(s) : 0;
+      if (skipped > 0) out += " (" + std::to_string(skipped) + " malformed lines skipped)";
+    }
+    out += " | vocab " + std::to_string(vocab_.size()) + " | labels";
+    for (const auto& name : labels_.names()) out += " " + name;
+    return out;
+  }
+
   void save_artifacts(const std::string& dir) const override {
     vocab_.save(dir + "/vocab.txt");
     labels_.save(dir + "/labels.json");
@@ -210,7 +223,9 @@ class ClassificationTask : public Task {
     if (path(s).empty()) {
       throw ConfigError(std::string("data.") + split_name(s) + ": no file given");
     }
-    return splits_[s] = encode(read(path(s)), path(s));
+    ClassificationData data = read(path(s));
+    skipped_[s] = data.skipped;
+    return splits_[s] = encode(data, path(s));
   }
 
   DocumentBatch collate(const EncodedSplit& data, const std::vector<int64_t>& idx) const {
@@ -236,6 +251,7 @@ class ClassificationTask : public Task {
   LabelMap labels_;
   TextClassifier model_{nullptr};
   std::map<Split, EncodedSplit> splits_;
+  std::map<Split, int64_t> skipped_;
   std::vector<int64_t> order_;
   int64_t order_epoch_ = -1;
 };
