@@ -41,6 +41,14 @@ out=$("$nlpkit" predict "$run" "$tmp/texts.txt" 2>/dev/null)
 # Resume: a finished run resumed with more steps continues from its checkpoint.
 expect 0 "resumed at step" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$run" trainer.epochs=4 --resume "$run"
 
+# Exact resume with the real classifier: 16 steps straight == 8 steps + resume + 8 steps.
+common=(configs/tiny/classifier.yaml trainer.max_steps=16 trainer.log_every=1 trainer.save_every=8 trainer.keep_last=5)
+"$nlpkit" train "${common[@]}" output_dir="$tmp/straight" >/dev/null 2>&1
+"$nlpkit" train "${common[@]}" output_dir="$tmp/resumed" --resume "$tmp/straight/checkpoints/step_00000008" >/dev/null 2>&1
+losses() { python3 -c "import json,sys; print([r['loss'] for r in map(json.loads, open(sys.argv[1])) if r['split']=='train' and r['step']>8])" "$1"; }
+if [[ -n "$(losses "$tmp/straight/metrics.jsonl")" && "$(losses "$tmp/straight/metrics.jsonl")" == "$(losses "$tmp/resumed/metrics.jsonl")" ]] &&
+   cmp -s "$tmp/straight/checkpoints/step_00000016/model.safetensors" "$tmp/resumed/checkpoints/step_00000016/model.safetensors"; then ok; else bad "resume is not exact"; fi
+
 # data.on_error: skip counts malformed lines instead of stopping.
 { cat tests/data/tiny_cls/train.tsv; printf 'a line with\ttoo many\tfields\n'; } > "$tmp/skip.tsv"
 expect 0 "train 64 (1 malformed lines skipped)" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/skip" data.train="$tmp/skip.tsv" data.on_error=skip trainer.max_steps=2
