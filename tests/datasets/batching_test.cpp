@@ -8,26 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "tests/test_util.h"
+
 namespace nlpkit {
 namespace {
 
 using Strings = std::vector<std::string>;
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "<no exception>";
-}
-
-#define EXPECT_ERROR(statement, text)                                             \
-  do {                                                                            \
-    const std::string message_ = error_of([&] { statement; });                    \
-    EXPECT_NE(message_.find(text), std::string::npos) << "message: " << message_; \
-  } while (0)
 
 TEST(SplitSentencesTest, English) {
   EXPECT_EQ(split_sentences("Hi there. How are you?! I'm fine"),

@@ -13,27 +13,14 @@
 
 #include "datasets/text_classification.h"
 
+#include "tests/test_util.h"
+
 namespace nlpkit {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::string_literals;
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "<no exception>";
-}
-
-#define EXPECT_ERROR(statement, text)                                             \
-  do {                                                                            \
-    const std::string message_ = error_of([&] { statement; });                    \
-    EXPECT_NE(message_.find(text), std::string::npos) << "message: " << message_; \
-  } while (0)
 
 std::string read(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);

@@ -7,47 +7,21 @@
 #include <string>
 #include <vector>
 
+#include "tests/test_util.h"
+
 namespace nlpkit {
 namespace {
 
 namespace fs = std::filesystem;
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "<no exception>";
-}
 
-#define EXPECT_ERROR(statement, text)                                             \
-  do {                                                                            \
-    const std::string message_ = error_of([&] { statement; });                    \
-    EXPECT_NE(message_.find(text), std::string::npos) << "message: " << message_; \
-  } while (0)
-
-class ClassificationFileTest : public ::testing::Test {
+class ClassificationFileTest : public TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::path(::testing::TempDir()) / (std::string("nlpkit_textcls_") + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string write(const std::string& name, const std::string& content) {
-    const std::string path = (dir_ / name).string();
-    std::ofstream(path, std::ios::binary) << content;
-    return path;
-  }
   static ClassificationFileOptions skip() {
     ClassificationFileOptions options;
     options.on_error = "skip";
     return options;
   }
-  fs::path dir_;
 };
 
 void expect_examples(const ClassificationData& data, const std::vector<TextExample>& expected) {

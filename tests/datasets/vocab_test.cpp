@@ -7,44 +7,16 @@
 #include <string>
 #include <vector>
 
+#include "tests/test_util.h"
+
 namespace nlpkit {
 namespace {
 
 namespace fs = std::filesystem;
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "<no exception>";
-}
-
-#define EXPECT_ERROR(statement, text)                                             \
-  do {                                                                            \
-    const std::string message_ = error_of([&] { statement; });                    \
-    EXPECT_NE(message_.find(text), std::string::npos) << "message: " << message_; \
-  } while (0)
 
 // A fresh folder per test, so tests may run in parallel and leave nothing behind.
-class VocabFileTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::path(::testing::TempDir()) / (std::string("nlpkit_vocab_") + info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string write(const std::string& name, const std::string& content) {
-    const std::string path = (dir_ / name).string();
-    std::ofstream(path, std::ios::binary) << content;
-    return path;
-  }
-  fs::path dir_;
-};
+class VocabFileTest : public TempDirTest {};
 
 TEST(VocabTest, SpecialsFirstThenByCountThenAlphabetically) {
   const Vocab vocab = Vocab::from_documents({{"b", "a", "c", "a"}, {"c", "d", "a"}}, {});

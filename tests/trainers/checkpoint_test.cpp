@@ -9,25 +9,12 @@
 
 #include "trainers/safetensors.h"
 
+#include "tests/test_util.h"
+
 namespace nlpkit {
 namespace {
 
 namespace fs = std::filesystem;
-
-testing::AssertionResult Contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
-  return testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "<no exception>";
-}
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -9,25 +9,12 @@
 #include <fstream>
 #include <limits>
 
+#include "tests/test_util.h"
+
 namespace nlpkit {
 namespace {
 
 namespace fs = std::filesystem;
-
-testing::AssertionResult Contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
-  return testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "<no exception>";
-}
 
 // Same dtype, shape and bytes: stricter than torch::equal (NaN, -0.0).
 testing::AssertionResult SameBytes(const torch::Tensor& a, const torch::Tensor& b) {

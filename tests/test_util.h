@@ -1,0 +1,53 @@
+// Helpers shared by the tests: error messages of throwing calls, substring assertions, and a
+// fresh temporary folder per test.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace nlpkit {
+
+/// The message of the exception `f` throws, or "<no exception>".
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "<no exception>";
+}
+
+inline testing::AssertionResult Contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
+  return testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
+}
+
+/// EXPECT that `statement` throws and its message contains `text`.
+#define EXPECT_ERROR(statement, text) EXPECT_TRUE(::nlpkit::Contains(::nlpkit::error_of([&] { statement; }), text))
+
+/// A fresh folder per test (named after the test), removed afterwards, so that tests may run in
+/// parallel and leave nothing behind.
+class TempDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           (std::string("nlpkit_") + info->test_suite_name() + "_" + info->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  /// Writes `content` to `name` inside the folder; returns the path.
+  std::string write(const std::string& name, const std::string& content) {
+    const std::string path = (dir_ / name).string();
+    std::ofstream(path, std::ios::binary) << content;
+    return path;
+  }
+  std::filesystem::path dir_;
+};
+
+}  // namespace nlpkit
