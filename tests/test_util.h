@@ -29,6 +29,17 @@ inline testing::AssertionResult Contains(const std::string& text, const std::str
 /// EXPECT that `statement` throws and its message contains `text`.
 #define EXPECT_ERROR(statement, text) EXPECT_TRUE(::nlpkit::Contains(::nlpkit::error_of([&] { statement; }), text))
 
+/// Runs `statement`, expecting a c10::Error whose message contains `substring`.
+#define EXPECT_THROW_WITH(statement, substring)                                        \
+  do {                                                                                 \
+    try {                                                                              \
+      statement;                                                                       \
+      ADD_FAILURE() << "expected an exception containing '" << (substring) << "'";     \
+    } catch (const c10::Error& e) {                                                    \
+      EXPECT_NE(std::string(e.what()).find(substring), std::string::npos) << e.what(); \
+    }                                                                                  \
+  } while (0)
+
 /// A fresh folder per test (named after the test), removed afterwards, so that tests may run in
 /// parallel and leave nothing behind.
 class TempDirTest : public ::testing::Test {

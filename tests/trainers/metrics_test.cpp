@@ -7,19 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "tests/test_util.h"
+
 namespace nlpkit {
 namespace {
-
-// Runs `statement`, expecting a c10::Error whose message contains `substring`.
-#define EXPECT_THROW_WITH(statement, substring)                                        \
-  do {                                                                                 \
-    try {                                                                              \
-      statement;                                                                       \
-      ADD_FAILURE() << "expected an exception containing '" << (substring) << "'";     \
-    } catch (const c10::Error& e) {                                                    \
-      EXPECT_NE(std::string(e.what()).find(substring), std::string::npos) << e.what(); \
-    }                                                                                  \
-  } while (0)
 
 torch::Tensor longs(std::vector<int64_t> values) { return torch::tensor(values, torch::kLong); }
 
