@@ -106,9 +106,7 @@ int cmd_predict(const std::string& checkpoint, const std::string& input,
   std::istream& in = input == "-" ? std::cin : file;
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) lines.push_back(line);
-  for (const auto& p : task->predict(lines)) {
-    std::printf("%s\t%.4f\n", p.label.c_str(), p.probability);
-  }
+  for (const auto& line : task->predict(lines)) std::cout << line << "\n";
   return 0;
 }
 
@@ -155,9 +153,11 @@ int main(int argc, char** argv) {
   evaluate->add_option("--data", data, "evaluate this file instead of the config's");
   evaluate->add_option("--output", output, "JSON report path (default: <checkpoint>/eval_<split>.json)");
 
-  auto* predict = app.add_subcommand("predict", "label each line of a text file");
+  auto* predict =
+      app.add_subcommand("predict", "label (or continue) each line of a text file with a model");
   predict->add_option("checkpoint", checkpoint, "checkpoint or run directory")->required();
-  predict->add_option("input", input, "text file, one document per line; - for stdin")->required();
+  predict->add_option("input", input, "text file, one input per line; - for stdin")->required();
+  predict->add_option("overrides", overrides, "key.path=value overrides (e.g. generation.top_k=5)");
 
   auto* dump = app.add_subcommand("dump-config", "print the resolved config");
   dump->add_option("config", config_path, "experiment YAML file");

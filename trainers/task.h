@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "trainers/config.h"
+#include "trainers/safetensors.h"
 
 namespace nlpkit {
 
@@ -33,12 +34,6 @@ struct Evaluation {
   std::string table;
 };
 
-/// One prediction per input line: the label and its probability.
-struct Prediction {
-  std::string label;
-  double probability = 0;
-};
-
 class Task {
  public:
   virtual ~Task() = default;
@@ -52,7 +47,13 @@ class Task {
   virtual bool has_split(Split split) const = 0;
   /// Evaluates the model (eval mode, no grad) on a split.
   virtual Evaluation evaluate(Split split) = 0;
-  virtual std::vector<Prediction> predict(const std::vector<std::string>& texts) = 0;
+  /// `nlpkit predict`: one output line per input line (a label and its probability, generated
+  /// text, ...).
+  virtual std::vector<std::string> predict(const std::vector<std::string>& inputs) = 0;
+  /// Tensors the task carries from batch to batch (e.g. a language model's hidden state), saved
+  /// in checkpoints so that a resumed run continues exactly.
+  virtual NamedTensors state() const { return {}; }
+  virtual void load_state(const NamedTensors& state, const std::string& source) {}
   /// One line about the data: examples per split, skipped lines, vocabulary and labels.
   virtual std::string summary() const { return ""; }
   /// Writes what is needed besides the weights to rebuild the task (vocabulary, label names).

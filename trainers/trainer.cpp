@@ -185,6 +185,8 @@ void Trainer::save_checkpoint() {
     write_file_atomic(dir + "/trainer_state.json", trainer_state.dump(2) + "\n");
     write_file_atomic(dir + "/config.yaml", dump_config(config_));
     task_.save_artifacts(dir);
+    const NamedTensors task_state = task_.state();
+    if (!task_state.empty()) save_safetensors(dir + "/task_state.safetensors", task_state);
   });
   saved_step_ = state_.step;
   std::set<std::string> keep;
@@ -206,6 +208,10 @@ void Trainer::resume_from(const std::string& dir) {
     throw InputError(state_file + ": invalid JSON: " + e.what());
   }
   state_ = TrainerState::from_json(j, state_file);
+  const std::string task_state = dir + "/task_state.safetensors";
+  if (std::filesystem::exists(task_state)) {
+    task_.load_state(load_safetensors(task_state).tensors, task_state);
+  }
   set_cpu_rng_state(from_hex(j.at("rng_state").get<std::string>(), state_file));
 }
 

@@ -51,7 +51,7 @@ class ToyTask : public Task {
     ++evaluations;
     return e;
   }
-  std::vector<Prediction> predict(const std::vector<std::string>&) override { return {}; }
+  std::vector<std::string> predict(const std::vector<std::string>&) override { return {}; }
   void save_artifacts(const std::string& dir) const override {
     std::ofstream(dir + "/toy.txt") << "toy\n";
   }

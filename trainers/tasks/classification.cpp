@@ -136,12 +136,12 @@ class ClassificationTask : public Task {
     return eval;
   }
 
-  std::vector<Prediction> predict(const std::vector<std::string>& texts) override {
+  std::vector<std::string> predict(const std::vector<std::string>& texts) override {
     torch::NoGradGuard no_grad;
     model_->eval();
     EncodedSplit data;
     for (const auto& t : texts) data.docs.push_back(encode_document(t, *tokenizer_, vocab_, hierarchy_));
-    std::vector<Prediction> out;
+    std::vector<std::string> out;
     const int64_t n = static_cast<int64_t>(texts.size());
     for (int64_t begin = 0; begin < n; begin += config_.data.eval_batch_size) {
       const int64_t end = std::min(n, begin + config_.data.eval_batch_size);
@@ -153,7 +153,9 @@ class ClassificationTask : public Task {
                             .cpu();
       auto [best, arg] = p.max(-1);
       for (int64_t i = 0; i < end - begin; ++i) {
-        out.push_back({labels_.name(arg[i].item<int64_t>()), best[i].item<double>()});
+        char probability[32];
+        std::snprintf(probability, sizeof probability, "\t%.4f", best[i].item<double>());
+        out.push_back(labels_.name(arg[i].item<int64_t>()) + probability);
       }
     }
     return out;
