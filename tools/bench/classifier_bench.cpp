@@ -319,19 +319,17 @@ int run(int argc, char** argv) {
   std::sort(sorted.begin(), sorted.end());
   const size_t mid = sorted.size() / 2;
   const double median_ms = sorted.size() % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-  auto round_to = [](double value, double unit) { return std::round(value / unit) * unit; };
-  nlohmann::json result = {
-      {"impl", "nlpkit"},
-      {"threads", a.threads},
-      {"warmup", a.warmup},
-      {"steps", a.steps},
-      {"batch_size", a.batch_size},
-      {"docs_per_s", round_to(1000.0 * a.steps * a.batch_size / total_ms, 0.01)},
-      {"ms_per_step", round_to(total_ms / a.steps, 0.01)},
-      {"median_step_ms", round_to(median_ms, 0.01)},
-      {"peak_rss_mib", round_to(peak_rss_mib(), 0.1)},
-      {"rss_before_training_mib", round_to(rss_before, 0.1)},
-      {"losses", losses}};
+  nlohmann::json result = {{"impl", "nlpkit"},
+                           {"threads", a.threads},
+                           {"warmup", a.warmup},
+                           {"steps", a.steps},
+                           {"batch_size", a.batch_size},
+                           {"docs_per_s", 1000.0 * a.steps * a.batch_size / total_ms},
+                           {"ms_per_step", total_ms / a.steps},
+                           {"median_step_ms", median_ms},
+                           {"peak_rss_mib", peak_rss_mib()},
+                           {"rss_before_training_mib", rss_before},
+                           {"losses", losses}};
   std::cout << result.dump() << std::endl;
   return 0;
 }
