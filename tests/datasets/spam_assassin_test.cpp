@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "datasets/text_classification.h"
-
 #include "tests/test_util.h"
 
 namespace nlpkit {
@@ -20,7 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::string_literals;
-
 
 std::string read(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -52,31 +50,6 @@ TEST(ExtractMessageBodyTest, EmptyBodiesControlCharactersAndBadBytes) {
                                  "b\x1B[0mc"s),
             "a b [0mc");
   EXPECT_EQ(extract_message_body("S: x\n\ncaf\xE9 ok"), "caf\xEF\xBF\xBD ok");  // Latin-1 byte
-}
-
-TEST(NpmErrorSummaryTest, PicksTheMessageLine) {
-  // Abridged from npm 11's stderr.
-  EXPECT_EQ(detail::npm_error_summary(
-                "npm error code ECONNREFUSED\n"
-                "npm error syscall connect\n"
-                "npm error errno ECONNREFUSED\n"
-                "npm error FetchError: request to http://127.0.0.1:9/x failed, reason: connect "
-                "ECONNREFUSED 127.0.0.1:9\n"
-                "npm error     at ClientRequest.<anonymous> (/usr/lib/node_modules/index.js:1:1)\n"
-                "npm error   code: 'ECONNREFUSED',\n"
-                "npm error }\n"
-                "npm error\n"
-                "npm error A complete log of this run can be found in: /root/.npm/_logs/x.log\n"),
-            "FetchError: request to http://127.0.0.1:9/x failed, reason: connect ECONNREFUSED "
-            "127.0.0.1:9");
-  EXPECT_EQ(detail::npm_error_summary("npm error code E404\n"
-                                      "npm error 404 Not Found - GET https://registry/x\n"
-                                      "npm error 404\n"
-                                      "npm error A complete log of this run can be found in: x\n"),
-            "404 Not Found - GET https://registry/x (E404)");
-  EXPECT_EQ(detail::npm_error_summary("npm ERR! network timeout\n"), "network timeout");
-  EXPECT_EQ(detail::npm_error_summary("tar: x.tgz: Cannot open\n\n"), "tar: x.tgz: Cannot open");
-  EXPECT_EQ(detail::npm_error_summary(""), "no error message");
 }
 
 class SpamAssassinTest : public ::testing::Test {
