@@ -5,7 +5,7 @@
 #   tools/install-deps.sh --bench  also the Python peers for tools/bench (python3-torch)
 set -euo pipefail
 
-pkgs=(cmake g++ make ccache pkg-config
+pkgs=(cmake g++ make ccache pkg-config libpng-dev
       libtorch-dev libyaml-cpp-dev libgtest-dev nlohmann-json3-dev libsentencepiece-dev
       libgloo-dev libcli11-dev
       # Without OpenBLAS Debian's LibTorch falls back to the reference BLAS (about 7x slower).
