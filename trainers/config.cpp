@@ -291,6 +291,9 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
       .at_least(1);
   d.add("pretrained_embeddings", &c.data.pretrained_embeddings,
         "word2vec text file with fixed vectors added to the trained embedding; empty = none");
+  d.add("bptt", &c.data.bptt,
+        "language_model: tokens per truncated-backpropagation window (state carried across)")
+      .at_least(1);
 
   Section& o = r.section("optimizer", "The optimizer. Biases and norm weights get no decay.");
   o.add("type", &c.optimizer.type, "sgd, adam or adamw")
@@ -354,6 +357,13 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
   tr.add("progress", &c.trainer.progress,
          "auto (bar on a terminal, log lines otherwise), bar, line or none (silent)")
       .one_of({"auto", "bar", "line", "none"});
+
+  Section& g = r.section("generation", "Sampling text with `nlpkit predict` (language models).");
+  g.add("max_tokens", &c.generation.max_tokens, "tokens generated after each prompt").at_least(1);
+  g.add("temperature", &c.generation.temperature, "softmax temperature; lower = more greedy")
+      .greater_than(0);
+  g.add("top_k", &c.generation.top_k, "sample among the k most likely tokens; 0 = all")
+      .at_least(0);
   return root;
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "datasets/input_error.h"
+#include "modules/language_model.h"
 #include "modules/text_classifier.h"
 
 namespace YAML {
@@ -32,6 +33,8 @@ struct ModelConfig {
   /// Options of each model family; only the one named by `type` is read from YAML.
   /// vocab_size, num_classes and pad_id come from the data, not from the config.
   TextClassifierOptions text_cnn_bilstm_attention{0, 0};
+  /// rnn, lstm, gru (language models); `cell` is set from `type`.
+  RecurrentLMOptions recurrent_lm{0};
 };
 
 struct TokenizerConfig {
@@ -56,6 +59,13 @@ struct DataConfig {
   int64_t max_sentences = 16;
   int64_t max_sentence_length = 32;
   std::string pretrained_embeddings;
+  int64_t bptt = 35;
+};
+
+struct GenerationConfig {
+  int64_t max_tokens = 40;
+  double temperature = 1.0;
+  int64_t top_k = 0;
 };
 
 struct OptimizerConfig {
@@ -113,6 +123,7 @@ struct ExperimentConfig {
   OptimizerConfig optimizer;
   SchedulerConfig scheduler;
   TrainerConfig trainer;
+  GenerationConfig generation;
 
   /// The run directory: output_dir, or runs/<name> when unset.
   std::string run_dir() const { return output_dir.empty() ? "runs/" + name : output_dir; }

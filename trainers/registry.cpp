@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "trainers/tasks/classification.h"
+#include "trainers/tasks/language_model.h"
 
 namespace nlpkit {
 namespace {
@@ -22,6 +23,33 @@ void declare_text_classifier(Section& s, ModelConfig& c) {
       .at_least(0)
       .at_most(0.99);
 }
+
+void declare_recurrent_lm(Section& s, RecurrentLMOptions& o) {
+  s.add("embedding_dim", &o.embedding_dim(), "token embedding size").at_least(1);
+  s.add("hidden_size", &o.hidden_size(), "recurrent hidden size").at_least(1);
+  s.add("num_layers", &o.num_layers(), "recurrent layers").at_least(1);
+  s.add("dropout", &o.dropout(), "dropout on embeddings, between layers and before the output")
+      .at_least(0)
+      .at_most(0.99);
+  s.add("tie_embeddings", &o.tie_embeddings(),
+        "share the embedding matrix with the output layer (embedding_dim == hidden_size)");
+  s.add("implementation", &o.implementation(),
+        "fused (at::lstm & co.: oneDNN/cuDNN) or cells (explicit loop over the cells)")
+      .one_of({"fused", "cells"});
+  s.add("orthogonal_init", &o.orthogonal_init(), "orthogonal initialisation of recurrent weights");
+}
+
+void declare_rnn_lm(Section& s, ModelConfig& c) {
+  declare_recurrent_lm(s, c.recurrent_lm);
+  s.add("nonlinearity", &c.recurrent_lm.nonlinearity(), "tanh or relu").one_of({"tanh", "relu"});
+}
+
+void declare_lstm_lm(Section& s, ModelConfig& c) {
+  declare_recurrent_lm(s, c.recurrent_lm);
+  s.add("forget_bias", &c.recurrent_lm.forget_bias(), "initial forget-gate bias (e.g. 1.0)");
+}
+
+void declare_gru_lm(Section& s, ModelConfig& c) { declare_recurrent_lm(s, c.recurrent_lm); }
 
 // ---------------------------------------------------------------- optimizer.type
 
@@ -116,6 +144,9 @@ std::unique_ptr<Tokenizer> build_char(const TokenizerConfig& c) {
 
 const std::vector<ModelEntry>& model_registry() {
   static const std::vector<ModelEntry> table = {
+      {"gru", "GRU language model (task: language_model)", declare_gru_lm},
+      {"lstm", "LSTM language model (task: language_model)", declare_lstm_lm},
+      {"rnn", "Elman RNN language model (task: language_model)", declare_rnn_lm},
       {"text_cnn_bilstm_attention",
        "TextCNN-BiLSTM-Attention hierarchical document classifier (task: classification)",
        declare_text_classifier},
@@ -127,6 +158,8 @@ const std::vector<TaskEntry>& task_registry() {
   static const std::vector<TaskEntry> table = {
       {"classification", "text -> label from TSV/CSV/JSONL; accuracy, F1, ROC-AUC",
        make_classification_task},
+      {"language_model", "next-token prediction on a text corpus; perplexity; sampling",
+       make_language_model_task},
   };
   return table;
 }

@@ -68,6 +68,21 @@ kill -INT "$pid"; wait "$pid"; rc=$?
 [[ $rc -eq 130 && -f "$tmp/sig/checkpoints/latest" ]] && grep -q "interrupted by signal 2: checkpoint saved" "$tmp/sig.log" && ok || bad "SIGINT: exit $rc; $(tail -2 "$tmp/sig.log")"
 expect 0 "resumed at step" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/sig" trainer.max_steps=1 --resume auto
 
+# Language model: train, evaluate (perplexity), sample, and resume exactly with the carried state.
+expect 0 "perplexity" -- "$nlpkit" train configs/tiny/lstm_lm.yaml output_dir="$tmp/lm"
+expect 0 "perplexity" -- "$nlpkit" evaluate "$tmp/lm" --split valid
+out=$(printf 'the cat\n\n' | "$nlpkit" predict "$tmp/lm" - generation.max_tokens=4 2>/dev/null)
+[[ $(echo "$out" | wc -l) -eq 2 && "$out" == "the cat"* ]] && ok || bad "lm predict: $out"
+lm=(configs/tiny/lstm_lm.yaml trainer.max_steps=20 trainer.log_every=1 trainer.save_every=7 trainer.keep_last=5)
+"$nlpkit" train "${lm[@]}" output_dir="$tmp/lm_straight" >/dev/null 2>&1
+"$nlpkit" train "${lm[@]}" output_dir="$tmp/lm_resumed" --resume "$tmp/lm_straight/checkpoints/step_00000007" >/dev/null 2>&1
+lm_losses() { python3 -c "import json,sys; print([r['loss'] for r in map(json.loads, open(sys.argv[1])) if r['split']=='train' and r['step']>7])" "$1"; }
+[[ -f "$tmp/lm_straight/checkpoints/step_00000007/task_state.safetensors" && "$(lm_losses "$tmp/lm_straight/metrics.jsonl")" == "$(lm_losses "$tmp/lm_resumed/metrics.jsonl")" ]] &&
+  cmp -s "$tmp/lm_straight/checkpoints/step_00000020/model.safetensors" "$tmp/lm_resumed/checkpoints/step_00000020/model.safetensors" && ok || bad "lm resume is not exact"
+expect 2 "model.type: 'lstm' is not a classifier" -- "$nlpkit" train configs/tiny/lstm_lm.yaml task=classification output_dir="$tmp/badrun"
+expect 2 "model.type: 'text_cnn_bilstm_attention' is not a language model" -- "$nlpkit" train configs/tiny/classifier.yaml task=language_model output_dir="$tmp/badrun"
+expect 2 "model.nonlinearity: unknown key" -- "$nlpkit" train configs/tiny/lstm_lm.yaml model.nonlinearity=relu
+
 # Errors: one line, exit 2 for bad config or input.
 expect 2 "config file not found: nope.yaml" -- "$nlpkit" train nope.yaml
 printf 'model:\n  hiden_size: 3\n' > "$tmp/typo.yaml"

@@ -28,6 +28,10 @@ class ClassificationTask : public Task {
         tokenizer_(find_entry(tokenizer_registry(), config.tokenizer.type, "tokenizer type")
                        .build(config.tokenizer)),
         hierarchy_{config.data.max_sentences, config.data.max_sentence_length} {
+    if (config.model.type != "text_cnn_bilstm_attention") {
+      throw ConfigError("model.type: '" + config.model.type +
+                        "' is not a classifier; task classification takes text_cnn_bilstm_attention");
+    }
     if (artifacts_dir.empty()) {
       if (config.data.train.empty()) throw ConfigError("data.train: no training file given");
       ClassificationData train = read(config.data.train);
