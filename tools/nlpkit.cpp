@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "datasets/frames.h"
 #include "datasets/spam_assassin.h"
 #include "trainers/checkpoint.h"
 #include "trainers/config.h"
@@ -122,10 +123,15 @@ int cmd_dump_config(const std::string& config_path, const std::vector<std::strin
 }
 
 int cmd_data_prepare(const std::string& name, const std::string& out) {
-  if (name != "spam_assassin") {
-    throw InputError("data prepare: unknown data set '" + name + "'; available: spam_assassin");
+  const std::string dir = out.empty() ? "data/" + name : out;
+  if (name == "spam_assassin") {
+    prepare_spam_assassin(dir, std::cout);
+  } else if (name == "moving_mnist") {
+    prepare_moving_mnist(dir, std::cout);
+  } else {
+    throw InputError("data prepare: unknown data set '" + name +
+                     "'; available: moving_mnist, spam_assassin");
   }
-  prepare_spam_assassin(out.empty() ? "data/" + name : out, std::cout);
   return 0;
 }
 
@@ -169,7 +175,7 @@ int main(int argc, char** argv) {
   auto* data_cmd = app.add_subcommand("data", "data sets");
   data_cmd->require_subcommand(1);
   auto* prepare = data_cmd->add_subcommand("prepare", "fetch and convert a public data set");
-  prepare->add_option("name", name, "data set: spam_assassin")->required();
+  prepare->add_option("name", name, "data set: spam_assassin or moving_mnist")->required();
   prepare->add_option("--out", out, "output directory (default: data/<name>)");
 
   try {

@@ -364,6 +364,24 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
       .greater_than(0);
   g.add("top_k", &c.generation.top_k, "sample among the k most likely tokens; 0 = all")
       .at_least(0);
+
+  Section& f = r.section("frames", "Frame prediction (task frame_prediction, Moving MNIST).");
+  f.add("input_frames", &c.frames.input_frames, "frames the model sees").at_least(1);
+  f.add("future_frames", &c.frames.future_frames, "frames it predicts").at_least(1);
+  f.add("patch_size", &c.frames.patch_size,
+        "frames are cut into patch x patch blocks stacked as channels (Shi et al.: 64x64 -> "
+        "16x16x16 with 4); 1 = none")
+      .at_least(1);
+  f.add("loss", &c.frames.loss, "bce (on logits) or mse (on sigmoid outputs)")
+      .one_of({"bce", "mse"});
+  f.add("train_sequences", &c.frames.train_sequences,
+        "training sequences per epoch, generated afresh from the training digits").at_least(1);
+  f.add("valid_sequences", &c.frames.valid_sequences,
+        "validation sequences (fixed, from the training digits); 0 = none").at_least(0);
+  f.add("test_sequences", &c.frames.test_sequences,
+        "test sequences evaluated (the first N of the fixed test set); 0 = none").at_least(0);
+  f.add("predictions_dir", &c.frames.predictions_dir,
+        "where `nlpkit predict` writes PNG strips (inputs | truth | prediction)");
   return root;
 }
 

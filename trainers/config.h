@@ -35,6 +35,9 @@ struct ModelConfig {
   TextClassifierOptions text_cnn_bilstm_attention{0, 0};
   /// rnn, lstm, gru (language models); `cell` is set from `type`.
   RecurrentLMOptions recurrent_lm{0};
+  /// convlstm (frame prediction): the encoder-forecaster's layers.
+  std::vector<int64_t> convlstm_hidden_sizes = {64, 64};
+  int64_t convlstm_kernel_size = 3;
 };
 
 struct TokenizerConfig {
@@ -60,6 +63,17 @@ struct DataConfig {
   int64_t max_sentence_length = 32;
   std::string pretrained_embeddings;
   int64_t bptt = 35;
+};
+
+struct FramesConfig {
+  int64_t input_frames = 10;
+  int64_t future_frames = 10;
+  int64_t patch_size = 4;
+  std::string loss = "bce";
+  int64_t train_sequences = 10000;
+  int64_t valid_sequences = 200;
+  int64_t test_sequences = 2000;
+  std::string predictions_dir = "predictions";
 };
 
 struct GenerationConfig {
@@ -124,6 +138,7 @@ struct ExperimentConfig {
   SchedulerConfig scheduler;
   TrainerConfig trainer;
   GenerationConfig generation;
+  FramesConfig frames;
 
   /// The run directory: output_dir, or runs/<name> when unset.
   std::string run_dir() const { return output_dir.empty() ? "runs/" + name : output_dir; }

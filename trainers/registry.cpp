@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "trainers/tasks/classification.h"
+#include "trainers/tasks/frame_prediction.h"
 #include "trainers/tasks/language_model.h"
 
 namespace nlpkit {
@@ -50,6 +51,13 @@ void declare_lstm_lm(Section& s, ModelConfig& c) {
 }
 
 void declare_gru_lm(Section& s, ModelConfig& c) { declare_recurrent_lm(s, c.recurrent_lm); }
+
+void declare_convlstm(Section& s, ModelConfig& c) {
+  s.add("hidden_sizes", &c.convlstm_hidden_sizes, "hidden channels of each ConvLSTM layer")
+      .at_least(1);
+  s.add("kernel_size", &c.convlstm_kernel_size, "square, odd convolution kernel of every layer")
+      .at_least(1);
+}
 
 // ---------------------------------------------------------------- optimizer.type
 
@@ -104,6 +112,7 @@ std::unique_ptr<torch::optim::Optimizer> build_adamw(std::vector<torch::Tensor> 
 
 /// Fraction of the post-warmup phase done at `step`, in [0, 1].
 double progress(const SchedulerConfig& s, int64_t step, int64_t total) {
+  if (step < s.warmup_steps) return 0.0;
   const int64_t span = total - s.warmup_steps;
   if (span <= 0) return 1.0;
   return std::clamp(double(step - s.warmup_steps) / span, 0.0, 1.0);
@@ -144,6 +153,8 @@ std::unique_ptr<Tokenizer> build_char(const TokenizerConfig& c) {
 
 const std::vector<ModelEntry>& model_registry() {
   static const std::vector<ModelEntry> table = {
+      {"convlstm", "ConvLSTM encoder-forecaster (Shi et al. 2015; task: frame_prediction)",
+       declare_convlstm},
       {"gru", "GRU language model (task: language_model)", declare_gru_lm},
       {"lstm", "LSTM language model (task: language_model)", declare_lstm_lm},
       {"rnn", "Elman RNN language model (task: language_model)", declare_rnn_lm},
@@ -158,6 +169,8 @@ const std::vector<TaskEntry>& task_registry() {
   static const std::vector<TaskEntry> table = {
       {"classification", "text -> label from TSV/CSV/JSONL; accuracy, F1, ROC-AUC",
        make_classification_task},
+      {"frame_prediction", "video frames in, future frames out (Moving MNIST); MSE, MAE, SSIM",
+       make_frame_prediction_task},
       {"language_model", "next-token prediction on a text corpus; perplexity; sampling",
        make_language_model_task},
   };

@@ -48,6 +48,18 @@ TEST(LrAt, InverseSqrtAndStep) {
   EXPECT_DOUBLE_EQ(lr("step", 25), 0.25);
 }
 
+TEST(LrAt, WarmupLongerThanTheRunStillWarmsUp) {
+  OptimizerConfig o;
+  o.lr = 1.0;
+  SchedulerConfig s;
+  s.warmup_steps = 20;
+  for (const char* type : {"linear", "cosine"}) {
+    s.type = type;
+    EXPECT_DOUBLE_EQ(lr_at(o, s, 0, /*total_steps=*/6), 0.05) << type;
+    EXPECT_DOUBLE_EQ(lr_at(o, s, 5, /*total_steps=*/6), 0.3) << type;
+  }
+}
+
 TEST(LrAt, IsPure) {
   for (const auto& entry : scheduler_registry()) {
     EXPECT_EQ(lr(entry.name, 37, 5, 0.1), lr(entry.name, 37, 5, 0.1));
