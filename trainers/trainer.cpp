@@ -376,8 +376,15 @@ FitResult Trainer::fit() {
       break;
     }
   }
-  // The epoch that ended with the last step still gets its end-of-epoch validation.
-  if (!stop && !result.interrupted && state_.batch >= per_epoch) end_epoch();
+  // The epoch that ended with the last step still gets its end-of-epoch validation; a run that
+  // stops mid-epoch (max_steps) is validated at its last step.
+  if (!stop && !result.interrupted) {
+    if (state_.batch >= per_epoch) {
+      end_epoch();
+    } else if (t.eval_each_epoch || t.eval_every > 0) {
+      validate(progress, log);
+    }
+  }
   result.early_stopped = stop;
   if (stop) {
     progress.message("early stopping: no improvement in " + std::to_string(t.patience) +
