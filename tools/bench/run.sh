@@ -20,15 +20,19 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 threads=2 warmup=3 steps=20 repeats=3
 data_args=()
 while [[ $# -gt 0 ]]; do
+  if [[ $1 == -h || $1 == --help ]]; then
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+  fi
+  [[ $# -ge 2 ]] || { echo "run.sh: $1 needs a value (see --help)" >&2; exit 2; }
   case $1 in
-    --threads) threads=$2; shift 2 ;;
-    --warmup) warmup=$2; shift 2 ;;
-    --steps) steps=$2; shift 2 ;;
-    --repeats) repeats=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) [[ $# -ge 2 ]] || { echo "run.sh: $1 needs a value" >&2; exit 2; }
-       data_args+=("$1" "$2"); shift 2 ;;
+    --threads) threads=$2 ;;
+    --warmup) warmup=$2 ;;
+    --steps) steps=$2 ;;
+    --repeats) repeats=$2 ;;
+    *) data_args+=("$1" "$2") ;;
   esac
+  shift 2
 done
 
 if ! "$PYTHON" -c 'import torch, numpy' 2>/dev/null; then
@@ -42,19 +46,23 @@ if [[ ! -f $BUILD_DIR/CMakeCache.txt ]]; then
   command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
   cmake -S . -B "$BUILD_DIR" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release >/dev/null
 fi
-cmake --build "$BUILD_DIR" -j"${JOBS:-$(nproc)}" --target nlpkit_bench >/dev/null
+if ! log=$(cmake --build "$BUILD_DIR" -j"${JOBS:-$(nproc)}" --target nlpkit_bench 2>&1); then
+  echo "$log" >&2
+  echo "run.sh: building nlpkit_bench in $BUILD_DIR failed" >&2
+  exit 1
+fi
 bench=$BUILD_DIR/nlpkit_bench
 
 out=$BUILD_DIR/bench
 mkdir -p "$out"
 data=$out/classifier_data.safetensors
 results=$out/classifier_results.jsonl
-"$bench" --write-data "$data" ${data_args[@]+"${data_args[@]}"} 2>/dev/null
+"$bench" --write-data "$data" ${data_args[@]+"${data_args[@]}"}
 : >"$results"
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
 echo "torch $("$PYTHON" -c 'import torch; print(torch.__version__)'), threads $threads," \
-  "$repeats x ($warmup warmup + $steps timed steps), data $data"
+  "$repeats x ($warmup warmup + $steps timed steps)"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 common=(--threads "$threads" --warmup "$warmup" --steps "$steps")
 for ((r = 1; r <= repeats; ++r)); do
