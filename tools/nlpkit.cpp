@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 #include "datasets/frames.h"
 #include "datasets/spam_assassin.h"
@@ -21,8 +22,12 @@ namespace {
 constexpr int kBadInput = 2;
 constexpr int kFailure = 1;
 
+/// threads: 0 = every core the machine has (LibTorch's own default can be fewer, e.g. 1 on a
+/// 2-core VM).
 void apply_threads(const ExperimentConfig& config) {
-  if (config.threads > 0) torch::set_num_threads(static_cast<int>(config.threads));
+  const int64_t n =
+      config.threads > 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency());
+  torch::set_num_threads(static_cast<int>(n));
 }
 
 void print_evaluation(const std::string& title, const Evaluation& eval) {

@@ -251,7 +251,7 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
   r.add("seed", &c.seed, "seed for every random number generator (init, dropout, shuffling)")
       .at_least(0);
   r.add("device", &c.device, "auto (CUDA when available), cpu, cuda or cuda:N");
-  r.add("threads", &c.threads, "CPU threads for LibTorch; 0 = LibTorch's default").at_least(0);
+  r.add("threads", &c.threads, "CPU threads for LibTorch; 0 = all cores").at_least(0);
 
   Section& m = r.section("model", "The model; the keys besides `type` depend on the type.");
   m.add("type", &c.model.type, "model architecture: a registered model type (nlpkit list)")
