@@ -31,6 +31,7 @@
 
 #include "datasets/batching.h"
 #include "modules/text_classifier.h"
+#include "tools/bench/recurrent_bench.h"
 #include "trainers/optim.h"
 #include "trainers/safetensors.h"
 
@@ -66,13 +67,14 @@ struct Args {
 };
 
 const char* const kUsage =
-    "usage: nlpkit_bench [--data FILE | --write-data FILE] [--profile TRACE.json]\n"
+    "usage: nlpkit_bench [classifier] [--data FILE | --write-data FILE] [--profile TRACE.json]\n"
     "                    [--threads N] [--warmup N] [--steps N] [--lr X] [--weight-decay X]\n"
     "                    [--clip-grad-norm X]\n"
     "                    [--seed N] [--num-batches N] [--batch-size N] [--max-sentences N]\n"
     "                    [--max-sentence-length N] [--vocab-size N] [--num-classes N]\n"
     "                    [--embedding-dim N] [--cnn-hidden-size N] [--kernel-sizes 2,3,4]\n"
-    "                    [--hidden-size N] [--num-layers N] [--dropout X]\n";
+    "                    [--hidden-size N] [--num-layers N] [--dropout X]\n"
+    "       nlpkit_bench recurrent lstm|lm|convlstm [options]  (nlpkit_bench recurrent --help)\n";
 
 std::vector<int64_t> parse_list(const std::string& text) {
   std::vector<int64_t> values;
@@ -337,6 +339,13 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The first argument picks the benchmark; without one it is the classifier's.
+  const std::string bench = argc >= 2 ? argv[1] : "";
+  if (bench == "recurrent") return nlpkit::bench::recurrent_main(argc - 1, argv + 1);
+  if (bench == "classifier") {
+    --argc;
+    ++argv;
+  }
   try {
     return run(argc, argv);
   } catch (const std::invalid_argument& e) {
