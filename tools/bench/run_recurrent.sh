@@ -13,8 +13,10 @@
 #
 # Options: --threads N (2), --warmup N (3), --steps N (10), --repeats N (3), --only LIST
 # (lstm,lm,convlstm). Environment: BUILD_DIR (build), PYTHON (/usr/bin/python3,
-# which has torch), JOBS (build parallelism, nproc). OPENBLAS_NUM_THREADS is set to --threads:
-# torch.set_num_threads does not bound OpenBLAS's own thread pool.
+# which has torch), JOBS (build parallelism, nproc). Both sides get the same thread pools:
+# OPENBLAS_NUM_THREADS defaults to --threads (torch.set_num_threads does not bound OpenBLAS's
+# own pool) and GOMP_SPINCOUNT to 10000 (OpenMP workers that spin for long starve OpenBLAS's
+# threads: 2-3x slower, noisy steps with 2 threads on 2 CPUs; see docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -23,7 +25,7 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 threads=2 warmup=3 steps=10 repeats=3 only=lstm,lm,convlstm
 while [[ $# -gt 0 ]]; do
   if [[ $1 == -h || $1 == --help ]]; then
-    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
   fi
   [[ $# -ge 2 ]] || { echo "run_recurrent.sh: $1 needs a value (see --help)" >&2; exit 2; }
@@ -67,10 +69,13 @@ for name in lm convlstm; do
   fi
 done
 
-export OPENBLAS_NUM_THREADS=$threads
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-$threads}
+export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-10000}
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
 echo "torch $("$PYTHON" -c 'import torch; print(torch.__version__)'), threads $threads," \
   "$repeats x ($warmup warm-up + $steps timed steps), results $results"
+echo "OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS GOMP_SPINCOUNT=$GOMP_SPINCOUNT" \
+  "OMP_WAIT_POLICY=${OMP_WAIT_POLICY-} MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_-}"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 common=(--threads "$threads" --warmup "$warmup" --steps "$steps")
 for ((r = 1; r <= repeats; ++r)); do
