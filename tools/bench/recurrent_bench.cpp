@@ -14,6 +14,8 @@
 // A training step is what trainers/trainer.cpp does: zero_grad, forward, loss, loss.item(),
 // backward, clip_grad_norm_ (always: the trainer logs the norm), optimizer step (built by
 // make_optimizer). Each run prints one JSON line on stdout.
+#include "tools/bench/recurrent_bench.h"
+
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
@@ -36,7 +38,6 @@
 #include "modules/conv_recurrent.h"
 #include "modules/language_model.h"
 #include "modules/recurrent.h"
-#include "tools/bench/recurrent_bench.h"
 #include "trainers/optim.h"
 #include "trainers/safetensors.h"
 
