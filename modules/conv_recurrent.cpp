@@ -272,10 +272,12 @@ ConvLSTMOutput ConvLSTMImpl::forward(const torch::Tensor& input,
       check_state(where + ".c", initial_states[l].c, state_shape);
       state = initial_states[l];
     }
+    // One unbind rather than a select per step: T views made at once, and one backward node.
+    const std::vector<torch::Tensor> inputs = layer_input.unbind(1);
     std::vector<torch::Tensor> steps;
     steps.reserve(t);
     for (int64_t s = 0; s < t; ++s) {
-      state = cell.forward(layer_input.select(1, s), state);  // (B, hidden_l, H, W)
+      state = cell.forward(inputs[s], state);  // (B, hidden_l, H, W)
       steps.push_back(state.h);
     }
     layer_input = torch::stack(steps, 1);  // (B, T, hidden_l, H, W)
@@ -341,10 +343,11 @@ ConvGRUOutput ConvGRUImpl::forward(const torch::Tensor& input,
                   state_shape);
       h = initial_states[l];
     }
+    const std::vector<torch::Tensor> inputs = layer_input.unbind(1);
     std::vector<torch::Tensor> steps;
     steps.reserve(t);
     for (int64_t s = 0; s < t; ++s) {
-      h = cell.forward(layer_input.select(1, s), h);  // (B, hidden_l, H, W)
+      h = cell.forward(inputs[s], h);  // (B, hidden_l, H, W)
       steps.push_back(h);
     }
     layer_input = torch::stack(steps, 1);  // (B, T, hidden_l, H, W)

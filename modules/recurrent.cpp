@@ -229,7 +229,8 @@ RecurrentOutput run_cells(const RecurrentConfig& c, const std::vector<Tensor>& w
       const Tensor b_ih = c.bias ? weights[index * per_group + 2] : Tensor();
       const Tensor b_hh = c.bias ? weights[index * per_group + 3] : Tensor();
       // The input projection of every step at once: one matrix product instead of T.
-      const Tensor gx = torch::linear(layer_input, w_ih, b_ih);  // (T, B, G*H)
+      // unbind: T views and one backward node, rather than T select nodes.
+      const std::vector<Tensor> gx = torch::linear(layer_input, w_ih, b_ih).unbind(0);  // T x (B, G*H)
       State state{h0[index], lstm ? c0[index] : Tensor()};       // (B, H)
       std::vector<Tensor> outputs(t_len);
       for (int64_t step = 0; step < t_len; ++step) {

@@ -9,6 +9,7 @@
 
 #include "datasets/frames.h"
 #include "datasets/spam_assassin.h"
+#include "trainers/allocator.h"
 #include "trainers/checkpoint.h"
 #include "trainers/config.h"
 #include "trainers/registry.h"
@@ -143,6 +144,7 @@ int cmd_data_prepare(const std::string& name, const std::string& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  nlpkit::keep_freed_memory();
   CLI::App app{"nlpkit: sequence and language models on LibTorch, configured in YAML"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "nlpkit 0.1.0");
