@@ -1,0 +1,642 @@
+#include "trainers/huggingface.h"
+
+#include <caffe2/serialize/inline_container.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "datasets/file_io.h"
+#include "datasets/input_error.h"
+
+namespace fs = std::filesystem;
+
+namespace nlpkit {
+namespace {
+
+std::string shape_text(torch::IntArrayRef sizes) {
+  std::ostringstream s;
+  s << sizes;
+  return s.str();
+}
+
+/// Typed access to config.json with errors naming the file and the key.
+class JsonReader {
+ public:
+  JsonReader(const nlohmann::json& j, std::string path) : j_(j), path_(std::move(path)) {}
+
+  int64_t integer(const std::string& key, int64_t fallback) const {
+    if (!j_.contains(key) || j_[key].is_null()) return fallback;
+    if (!j_[key].is_number_integer()) fail(key, "must be an integer", j_[key]);
+    return j_[key].get<int64_t>();
+  }
+  double number(const std::string& key, double fallback) const {
+    if (!j_.contains(key) || j_[key].is_null()) return fallback;
+    if (!j_[key].is_number()) fail(key, "must be a number", j_[key]);
+    return j_[key].get<double>();
+  }
+  std::string string(const std::string& key, const std::string& fallback) const {
+    if (!j_.contains(key) || j_[key].is_null()) return fallback;
+    if (!j_[key].is_string()) fail(key, "must be a string", j_[key]);
+    return j_[key].get<std::string>();
+  }
+  bool boolean(const std::string& key, bool fallback) const {
+    if (!j_.contains(key) || j_[key].is_null()) return fallback;
+    if (!j_[key].is_boolean()) fail(key, "must be true or false", j_[key]);
+    return j_[key].get<bool>();
+  }
+  [[noreturn]] void fail(const std::string& key, const std::string& what,
+                         const nlohmann::json& value) const {
+    throw InputError(path_ + ": " + key + ": " + what + ", got " + value.dump());
+  }
+
+ private:
+  const nlohmann::json& j_;
+  std::string path_;
+};
+
+/// HuggingFace's legacy renames (TF-era checkpoints): LayerNorm.gamma/beta -> weight/bias.
+std::string modern_name(std::string name) {
+  auto replace_suffix = [&](const std::string& from, const std::string& to) {
+    if (name.size() >= from.size() && name.compare(name.size() - from.size(), from.size(), from) == 0) {
+      name = name.substr(0, name.size() - from.size()) + to;
+    }
+  };
+  replace_suffix(".gamma", ".weight");
+  replace_suffix(".beta", ".bias");
+  return name;
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.compare(0, prefix.size(), prefix) == 0;
+}
+
+// ---------------------------------------------------------------- pytorch_model.bin
+//
+// torch.save writes a zip archive: <name>/data.pkl (a pickle of the state dict) and one record
+// per storage, <name>/data/<key>. LibTorch's own torch::pickle_load cannot read a state dict:
+// its unpickler turns collections.OrderedDict into None. This is a small unpickler for what
+// torch.save emits (protocols 2-4): dicts, lists, tuples, strings, numbers, the persistent ids
+// of storages and torch._utils._rebuild_tensor_v2 / _rebuild_parameter. Anything else (an
+// arbitrary Python object) is refused: loading never executes code named by the file.
+
+struct PickleValue;
+using PickleRef = std::shared_ptr<PickleValue>;
+
+struct PickleValue {
+  enum class Kind { kNone, kBool, kInt, kFloat, kString, kTuple, kList, kDict, kGlobal, kTensor,
+                    kMark };
+  Kind kind = Kind::kNone;
+  int64_t i = 0;
+  double f = 0;
+  std::string s;  // string, or "module.name" of a global
+  std::vector<PickleRef> items;  // tuple, list; dict as key, value, key, value, ...
+  torch::Tensor tensor;          // tensor, or the whole storage of a persistent id
+};
+
+PickleRef make_value(PickleValue::Kind kind) {
+  auto v = std::make_shared<PickleValue>();
+  v->kind = kind;
+  return v;
+}
+
+class TorchUnpickler {
+ public:
+  TorchUnpickler(const std::string& path, caffe2::serialize::PyTorchStreamReader& archive,
+                 std::string pickle)
+      : path_(path), archive_(archive), data_(std::move(pickle)) {}
+
+  PickleRef run() {
+    using K = PickleValue::Kind;
+    while (true) {
+      const uint8_t op = byte();
+      switch (op) {
+        case 0x80: byte(); break;                     // PROTO
+        case 0x95: bytes(8); break;                   // FRAME
+        case '.': return pop();                       // STOP
+        case '(': stack_.push_back(make_value(K::kMark)); break;
+        case 'N': stack_.push_back(make_value(K::kNone)); break;
+        case 0x88: case 0x89: {                       // NEWTRUE, NEWFALSE
+          auto v = make_value(K::kBool);
+          v->i = op == 0x88;
+          stack_.push_back(v);
+          break;
+        }
+        case 'K': push_int(byte()); break;            // BININT1
+        case 'M': push_int(le(2)); break;             // BININT2
+        case 'J': push_int(static_cast<int32_t>(le(4))); break;  // BININT
+        case 0x8a: {                                  // LONG1
+          const int n = byte();
+          TORCH_CHECK(n <= 8, "integer too large");
+          uint64_t x = le(n);
+          if (n > 0 && n < 8 && (x >> (8 * n - 1)) & 1) x |= ~uint64_t(0) << (8 * n);
+          push_int(static_cast<int64_t>(x));
+          break;
+        }
+        case 'G': {                                   // BINFLOAT, big-endian
+          uint64_t x = 0;
+          for (char c : bytes(8)) x = (x << 8) | static_cast<uint8_t>(c);
+          auto v = make_value(K::kFloat);
+          std::memcpy(&v->f, &x, 8);
+          stack_.push_back(v);
+          break;
+        }
+        case 'X': push_string(bytes(le(4))); break;   // BINUNICODE
+        case 0x8c: push_string(bytes(byte())); break; // SHORT_BINUNICODE
+        case 'U': push_string(bytes(byte())); break;  // SHORT_BINSTRING
+        case 'T': push_string(bytes(le(4))); break;   // BINSTRING
+        case 'c': {                                   // GLOBAL
+          auto v = make_value(K::kGlobal);
+          const std::string module = line();
+          v->s = module + "." + line();
+          stack_.push_back(v);
+          break;
+        }
+        case 0x93: {                                  // STACK_GLOBAL
+          auto name = pop(), module = pop();
+          auto v = make_value(K::kGlobal);
+          v->s = module->s + "." + name->s;
+          stack_.push_back(v);
+          break;
+        }
+        case 'q': memo_[byte()] = top(); break;       // BINPUT
+        case 'r': memo_[le(4)] = top(); break;        // LONG_BINPUT
+        case 0x94: memo_[memo_.size()] = top(); break;  // MEMOIZE
+        case 'h': stack_.push_back(memo(byte())); break;  // BINGET
+        case 'j': stack_.push_back(memo(le(4))); break;   // LONG_BINGET
+        case '0': pop(); break;                       // POP
+        case ')': stack_.push_back(make_value(K::kTuple)); break;
+        case 0x85: case 0x86: case 0x87: {            // TUPLE1..3
+          auto v = make_value(K::kTuple);
+          v->items.resize(op - 0x84);
+          for (auto it = v->items.rbegin(); it != v->items.rend(); ++it) *it = pop();
+          stack_.push_back(v);
+          break;
+        }
+        case 't': {                                   // TUPLE
+          auto v = make_value(K::kTuple);
+          v->items = pop_to_mark();
+          stack_.push_back(v);
+          break;
+        }
+        case ']': stack_.push_back(make_value(K::kList)); break;
+        case '}': stack_.push_back(make_value(K::kDict)); break;
+        case 'a': {                                   // APPEND
+          auto x = pop();
+          top()->items.push_back(x);
+          break;
+        }
+        case 'e': {                                   // APPENDS
+          auto xs = pop_to_mark();
+          auto& list = top()->items;
+          list.insert(list.end(), xs.begin(), xs.end());
+          break;
+        }
+        case 's': {                                   // SETITEM
+          auto value = pop(), key = pop();
+          expect(top(), K::kDict, "SETITEM target");
+          top()->items.push_back(key);
+          top()->items.push_back(value);
+          break;
+        }
+        case 'u': {                                   // SETITEMS
+          auto xs = pop_to_mark();
+          expect(top(), K::kDict, "SETITEMS target");
+          auto& dict = top()->items;
+          dict.insert(dict.end(), xs.begin(), xs.end());
+          break;
+        }
+        case 'b': pop(); break;                       // BUILD: a state dict's _metadata; unused
+        case 'Q': stack_.push_back(persistent(pop())); break;  // BINPERSID
+        case 'R': {                                   // REDUCE
+          auto args = pop(), callable = pop();
+          stack_.push_back(reduce(callable, args));
+          break;
+        }
+        default:
+          fail("unsupported pickle opcode 0x" + hex(op));
+      }
+    }
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw InputError(path_ + ": " + what + " (expected a state dict saved with torch.save)");
+  }
+  uint8_t byte() {
+    if (pos_ >= data_.size()) fail("truncated pickle");
+    return static_cast<uint8_t>(data_[pos_++]);
+  }
+  std::string bytes(size_t n) {
+    if (n > data_.size() - pos_) fail("truncated pickle");
+    std::string out = data_.substr(pos_, n);
+    pos_ += n;
+    return out;
+  }
+  uint64_t le(int n) {
+    uint64_t x = 0;
+    for (int k = 0; k < n; ++k) x |= uint64_t(byte()) << (8 * k);
+    return x;
+  }
+  std::string line() {
+    const size_t end = data_.find('\n', pos_);
+    if (end == std::string::npos) fail("truncated pickle");
+    std::string out = data_.substr(pos_, end - pos_);
+    pos_ = end + 1;
+    return out;
+  }
+  static std::string hex(int x) {
+    std::ostringstream s;
+    s << std::hex << x;
+    return s.str();
+  }
+  void push_int(int64_t x) {
+    auto v = make_value(PickleValue::Kind::kInt);
+    v->i = x;
+    stack_.push_back(v);
+  }
+  void push_string(std::string x) {
+    auto v = make_value(PickleValue::Kind::kString);
+    v->s = std::move(x);
+    stack_.push_back(v);
+  }
+  PickleRef top() {
+    if (stack_.empty()) fail("malformed pickle (empty stack)");
+    return stack_.back();
+  }
+  PickleRef pop() {
+    PickleRef v = top();
+    stack_.pop_back();
+    return v;
+  }
+  PickleRef memo(uint64_t key) {
+    auto it = memo_.find(key);
+    if (it == memo_.end()) fail("malformed pickle (unknown memo " + std::to_string(key) + ")");
+    return it->second;
+  }
+  std::vector<PickleRef> pop_to_mark() {
+    std::vector<PickleRef> out;
+    while (true) {
+      PickleRef v = pop();
+      if (v->kind == PickleValue::Kind::kMark) break;
+      out.push_back(v);
+    }
+    std::reverse(out.begin(), out.end());
+    return out;
+  }
+  void expect(const PickleRef& v, PickleValue::Kind kind, const std::string& what) {
+    if (v->kind != kind) fail("malformed pickle (" + what + ")");
+  }
+  std::vector<int64_t> ints(const PickleRef& tuple) {
+    std::vector<int64_t> out;
+    for (const auto& x : tuple->items) {
+      expect(x, PickleValue::Kind::kInt, "tensor size or stride");
+      out.push_back(x->i);
+    }
+    return out;
+  }
+
+  /// ('storage', torch.FloatStorage, key, location, numel) -> the storage as a 1-D CPU tensor.
+  PickleRef persistent(const PickleRef& id) {
+    if (id->kind != PickleValue::Kind::kTuple || id->items.size() < 5 ||
+        id->items[0]->s != "storage") {
+      fail("unsupported persistent id");
+    }
+    const std::string type = id->items[1]->s, key = id->items[2]->s;
+    static const std::map<std::string, torch::ScalarType> kStorages = {
+        {"torch.FloatStorage", torch::kFloat32},  {"torch.DoubleStorage", torch::kFloat64},
+        {"torch.HalfStorage", torch::kFloat16},   {"torch.BFloat16Storage", torch::kBFloat16},
+        {"torch.LongStorage", torch::kInt64},     {"torch.IntStorage", torch::kInt32},
+        {"torch.ShortStorage", torch::kInt16},    {"torch.CharStorage", torch::kInt8},
+        {"torch.ByteStorage", torch::kUInt8},     {"torch.BoolStorage", torch::kBool}};
+    auto it = kStorages.find(type);
+    if (it == kStorages.end()) fail("unsupported storage type " + type);
+    auto cached = storages_.find(key);
+    if (cached == storages_.end()) {
+      const std::string record = "data/" + key;
+      if (!archive_.hasRecord(record)) fail("missing storage record " + record);
+      auto [data, size] = archive_.getRecord(record);
+      const int64_t element = c10::elementSize(it->second);
+      if (static_cast<int64_t>(size) % element != 0) fail("storage " + key + " has a partial element");
+      torch::Tensor storage =
+          torch::from_blob(data.get(), {static_cast<int64_t>(size) / element},
+                           torch::TensorOptions().dtype(it->second))
+              .clone();
+      cached = storages_.emplace(key, storage).first;
+    }
+    auto v = make_value(PickleValue::Kind::kTensor);
+    v->tensor = cached->second;
+    return v;
+  }
+
+  PickleRef reduce(const PickleRef& callable, const PickleRef& args) {
+    using K = PickleValue::Kind;
+    if (callable->kind != K::kGlobal) fail("malformed pickle (REDUCE of a non-callable)");
+    const std::string& name = callable->s;
+    if (name == "collections.OrderedDict" || name == "builtins.dict") return make_value(K::kDict);
+    if (name == "torch._utils._rebuild_tensor_v2") {
+      // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
+      if (args->items.size() < 4 || args->items[0]->kind != K::kTensor) {
+        fail("malformed _rebuild_tensor_v2 arguments");
+      }
+      const torch::Tensor& storage = args->items[0]->tensor;
+      const auto size = ints(args->items[2]), stride = ints(args->items[3]);
+      const int64_t offset = args->items[1]->i;
+      int64_t last = offset;
+      for (size_t d = 0; d < size.size(); ++d) {
+        if (size[d] == 0) last = -1;
+        if (last >= 0) last += (size[d] - 1) * stride[d];
+      }
+      if (last >= storage.numel()) fail("tensor reaches beyond its storage");
+      auto v = make_value(K::kTensor);
+      v->tensor = storage.as_strided(size, stride, offset);
+      return v;
+    }
+    if (name == "torch._utils._rebuild_parameter") {
+      if (args->items.empty() || args->items[0]->kind != K::kTensor) {
+        fail("malformed _rebuild_parameter arguments");
+      }
+      return args->items[0];
+    }
+    fail("refusing to load " + name + " (only tensors, dicts and lists are read)");
+  }
+
+  const std::string& path_;
+  caffe2::serialize::PyTorchStreamReader& archive_;
+  std::string data_;
+  size_t pos_ = 0;
+  std::vector<PickleRef> stack_;
+  std::map<uint64_t, PickleRef> memo_;
+  std::map<std::string, torch::Tensor> storages_;
+};
+
+NamedTensors read_pickled_state_dict(const std::string& path) {
+  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> archive;
+  try {
+    archive = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
+  } catch (const c10::Error& e) {
+    throw InputError("cannot read " + path +
+                     " (expected a torch.save zip archive of a state dict): " +
+                     e.what_without_backtrace());
+  }
+  if (!archive->hasRecord("data.pkl")) {
+    throw InputError(path + " has no data.pkl (expected a torch.save zip archive of a state dict)");
+  }
+  auto [data, size] = archive->getRecord("data.pkl");
+  TorchUnpickler unpickler(path, *archive,
+                           std::string(static_cast<const char*>(data.get()), size));
+  PickleRef root = unpickler.run();
+  if (root->kind != PickleValue::Kind::kDict) {
+    throw InputError(path + ": expected a state dict (a dict of name -> tensor)");
+  }
+  NamedTensors out;
+  for (size_t k = 0; k + 1 < root->items.size(); k += 2) {
+    const PickleRef& key = root->items[k];
+    const PickleRef& value = root->items[k + 1];
+    if (key->kind != PickleValue::Kind::kString || value->kind != PickleValue::Kind::kTensor) {
+      throw InputError(path + ": expected a state dict (a dict of name -> tensor)");
+    }
+    out.emplace_back(key->s, value->tensor);
+  }
+  return out;
+}
+
+}  // namespace
+
+HfBertConfig read_hf_bert_config(const std::string& dir) {
+  if (!fs::is_directory(dir)) throw InputError("pretrained model folder not found: " + dir);
+  const std::string path = (fs::path(dir) / "config.json").string();
+  if (!fs::exists(path)) {
+    throw InputError("pretrained model folder " + dir +
+                     " has no config.json (expected a HuggingFace model folder or an nlpkit "
+                     "checkpoint)");
+  }
+  HfBertConfig c;
+  try {
+    c.raw = nlohmann::json::parse(detail::read_file(path, "config"));
+  } catch (const nlohmann::json::parse_error& e) {
+    throw InputError(path + ": invalid JSON: " + e.what());
+  }
+  if (!c.raw.is_object()) throw InputError(path + ": expected a JSON object");
+  const JsonReader r(c.raw, path);
+  const std::string model_type = r.string("model_type", "");
+  if (model_type != "bert") {
+    throw InputError(path + ": model_type is '" + model_type +
+                     "', expected 'bert' (model.type bert loads BERT checkpoints only)");
+  }
+  const std::string position_type = r.string("position_embedding_type", "absolute");
+  if (position_type != "absolute") {
+    throw InputError(path + ": position_embedding_type '" + position_type +
+                     "' is not supported (only 'absolute')");
+  }
+  if (r.boolean("is_decoder", false) || r.boolean("add_cross_attention", false)) {
+    throw InputError(path + ": decoder BERT configs (is_decoder, add_cross_attention) are not "
+                            "supported");
+  }
+  BertOptions& o = c.options;
+  o.vocab_size(r.integer("vocab_size", o.vocab_size()))
+      .hidden_size(r.integer("hidden_size", o.hidden_size()))
+      .num_layers(r.integer("num_hidden_layers", o.num_layers()))
+      .num_heads(r.integer("num_attention_heads", o.num_heads()))
+      .intermediate_size(r.integer("intermediate_size", o.intermediate_size()))
+      .hidden_act(r.string("hidden_act", o.hidden_act()))
+      .dropout(r.number("hidden_dropout_prob", o.dropout()))
+      .attention_dropout(r.number("attention_probs_dropout_prob", o.attention_dropout()))
+      .max_position_embeddings(r.integer("max_position_embeddings", o.max_position_embeddings()))
+      .type_vocab_size(r.integer("type_vocab_size", o.type_vocab_size()))
+      .layer_norm_eps(r.number("layer_norm_eps", o.layer_norm_eps()))
+      .pad_id(r.integer("pad_token_id", o.pad_id()));
+  const std::set<std::string> activations = {"gelu", "gelu_new", "relu", "tanh"};
+  if (!activations.count(o.hidden_act())) {
+    r.fail("hidden_act", "is not supported (gelu, gelu_new, relu, tanh)", o.hidden_act());
+  }
+  if (o.hidden_size() <= 0 || o.num_heads() <= 0 || o.hidden_size() % o.num_heads() != 0) {
+    throw InputError(path + ": hidden_size (" + std::to_string(o.hidden_size()) +
+                     ") must be a positive multiple of num_attention_heads (" +
+                     std::to_string(o.num_heads()) + ")");
+  }
+  for (const auto& [key, value] :
+       {std::pair<std::string, int64_t>{"vocab_size", o.vocab_size()},
+        {"num_hidden_layers", o.num_layers() + 1},
+        {"intermediate_size", o.intermediate_size()},
+        {"max_position_embeddings", o.max_position_embeddings()},
+        {"type_vocab_size", o.type_vocab_size()}}) {
+    if (value <= 0) r.fail(key, "must be positive", c.raw[key]);
+  }
+  if (o.pad_id() < 0 || o.pad_id() >= o.vocab_size()) {
+    r.fail("pad_token_id", "must be in [0, vocab_size)", c.raw["pad_token_id"]);
+  }
+  c.initializer_range = r.number("initializer_range", 0.02);
+  c.classifier_dropout = r.number("classifier_dropout", -1);
+  if (c.raw.contains("architectures") && c.raw["architectures"].is_array()) {
+    for (const auto& a : c.raw["architectures"]) {
+      if (a.is_string()) c.architectures.push_back(a.get<std::string>());
+    }
+  }
+  if (c.raw.contains("id2label") && c.raw["id2label"].is_object()) {
+    const auto& m = c.raw["id2label"];
+    c.labels.resize(m.size());
+    for (auto it = m.begin(); it != m.end(); ++it) {
+      size_t index = 0;
+      try {
+        index = std::stoul(it.key());
+      } catch (const std::exception&) {
+        r.fail("id2label", "keys must be label indices", m);
+      }
+      if (index >= m.size() || !it.value().is_string()) {
+        r.fail("id2label", "must map 0..N-1 to label names", m);
+      }
+      c.labels[index] = it.value().get<std::string>();
+    }
+  }
+  return c;
+}
+
+nlohmann::json hf_bert_config_json(const BertOptions& o, double initializer_range,
+                                   const std::vector<std::string>& architectures,
+                                   const std::vector<std::string>& labels,
+                                   const nlohmann::json& base) {
+  nlohmann::json j = base.is_object() ? base : nlohmann::json::object();
+  j["model_type"] = "bert";
+  j["architectures"] = architectures;
+  j["vocab_size"] = o.vocab_size();
+  j["hidden_size"] = o.hidden_size();
+  j["num_hidden_layers"] = o.num_layers();
+  j["num_attention_heads"] = o.num_heads();
+  j["intermediate_size"] = o.intermediate_size();
+  j["hidden_act"] = o.hidden_act();
+  j["hidden_dropout_prob"] = o.dropout();
+  j["attention_probs_dropout_prob"] = o.attention_dropout();
+  j["max_position_embeddings"] = o.max_position_embeddings();
+  j["type_vocab_size"] = o.type_vocab_size();
+  j["layer_norm_eps"] = o.layer_norm_eps();
+  j["pad_token_id"] = o.pad_id();
+  j["initializer_range"] = initializer_range;
+  j["position_embedding_type"] = "absolute";
+  j["tie_word_embeddings"] = true;
+  if (!labels.empty()) {
+    nlohmann::json id2label = nlohmann::json::object(), label2id = nlohmann::json::object();
+    for (size_t i = 0; i < labels.size(); ++i) {
+      id2label[std::to_string(i)] = labels[i];
+      label2id[labels[i]] = i;
+    }
+    j["id2label"] = id2label;
+    j["label2id"] = label2id;
+  }
+  return j;
+}
+
+NamedTensors read_hf_weights(const std::string& dir) {
+  const fs::path root(dir);
+  if (fs::exists(root / "model.safetensors")) {
+    return load_safetensors((root / "model.safetensors").string()).tensors;
+  }
+  if (fs::exists(root / "pytorch_model.bin")) {
+    return read_pickled_state_dict((root / "pytorch_model.bin").string());
+  }
+  if (fs::exists(root / "model.safetensors.index.json") ||
+      fs::exists(root / "pytorch_model.bin.index.json")) {
+    throw InputError(dir + ": sharded checkpoints (*.index.json) are not supported");
+  }
+  throw InputError(dir + " has neither model.safetensors nor pytorch_model.bin");
+}
+
+HfLoadReport load_hf_weights(torch::nn::Module& model, NamedTensors weights,
+                             const std::string& source, const std::string& prefix) {
+  const NamedTensors destination = module_state(model);
+  std::map<std::string, torch::Tensor> wanted;
+  for (const auto& [name, tensor] : destination) wanted.emplace(name, tensor);
+  const std::string dotted = prefix + ".";
+  bool model_has_prefix = false;
+  for (const auto& [name, tensor] : destination) model_has_prefix |= starts_with(name, dotted);
+  bool checkpoint_has_prefix = false;
+  for (const auto& [name, tensor] : weights) checkpoint_has_prefix |= starts_with(name, dotted);
+
+  HfLoadReport report;
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;  // destination, source
+  std::set<std::string> seen;
+  std::string mismatches;
+  for (auto& [stored_name, tensor] : weights) {
+    std::string name = modern_name(stored_name);
+    // A base-model checkpoint into a model with heads, or the other way round.
+    if (model_has_prefix && !checkpoint_has_prefix) name = dotted + name;
+    if (!model_has_prefix && checkpoint_has_prefix) {
+      if (!starts_with(name, dotted)) {
+        report.unexpected.push_back(stored_name);
+        continue;
+      }
+      name = name.substr(dotted.size());
+    }
+    auto it = wanted.find(name);
+    if (it == wanted.end()) {
+      // Tied to the word embeddings and to cls.predictions.bias: one tensor in our model.
+      const bool tied_copy = name == "cls.predictions.decoder.weight" ||
+                             name == "cls.predictions.decoder.bias";
+      if (!(tied_copy && wanted.count("cls.predictions.bias"))) {
+        report.unexpected.push_back(stored_name);
+      }
+      continue;
+    }
+    if (it->second.sizes() != tensor.sizes()) {
+      mismatches += "\n  " + name + ": checkpoint " + shape_text(tensor.sizes()) + ", model " +
+                    shape_text(it->second.sizes());
+      continue;
+    }
+    if (it->second.is_floating_point() != tensor.is_floating_point()) {
+      mismatches += "\n  " + name + ": checkpoint dtype " +
+                    std::string(c10::toString(tensor.scalar_type())) + ", model " +
+                    c10::toString(it->second.scalar_type());
+      continue;
+    }
+    copies.emplace_back(it->second, tensor);
+    seen.insert(name);
+    report.loaded.push_back(name);
+  }
+  if (!mismatches.empty()) {
+    throw InputError("cannot load " + source + ": shape mismatch (nothing was loaded):" +
+                     mismatches);
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& [dst, src] : copies) dst.copy_(src.to(dst.device(), dst.scalar_type()));
+  for (const auto& [name, tensor] : destination) {
+    // position_ids is a constant buffer (0..P-1) that newer HuggingFace versions do not save.
+    const bool constant = name.size() >= 12 && name.compare(name.size() - 12, 12, "position_ids") == 0;
+    if (!seen.count(name) && !constant) report.initialized.push_back(name);
+  }
+  return report;
+}
+
+std::string HfLoadReport::summary() const {
+  std::ostringstream s;
+  s << "loaded " << loaded.size() << " tensors";
+  auto list = [&](const char* what, const std::vector<std::string>& names) {
+    if (names.empty()) return;
+    s << "; " << names.size() << " " << what << ":";
+    const size_t shown = std::min<size_t>(names.size(), 8);
+    for (size_t i = 0; i < shown; ++i) s << (i ? ", " : " ") << names[i];
+    if (shown < names.size()) s << ", ... (" << names.size() - shown << " more)";
+  };
+  list("newly initialised (not in the checkpoint)", initialized);
+  list("unused from the checkpoint", unexpected);
+  return s.str();
+}
+
+NamedTensors hf_export_tensors(torch::nn::Module& model) {
+  NamedTensors out = module_state(model);
+  torch::Tensor word, bias;
+  for (const auto& [name, tensor] : out) {
+    if (name == "bert.embeddings.word_embeddings.weight") word = tensor;
+    if (name == "cls.predictions.bias") bias = tensor;
+  }
+  if (word.defined() && bias.defined()) {
+    out.emplace_back("cls.predictions.decoder.weight", word);
+    out.emplace_back("cls.predictions.decoder.bias", bias);
+  }
+  return out;
+}
+
+}  // namespace nlpkit

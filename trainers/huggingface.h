@@ -1,0 +1,79 @@
+// HuggingFace checkpoint folders in and out: config.json <-> model options, and weights from
+// model.safetensors or pytorch_model.bin (a torch.save zip archive, read with
+// torch::pickle_load) under HuggingFace's parameter names, which are also ours.
+//
+//   HfBertConfig config = read_hf_bert_config("bert-base-uncased");
+//   BertForPreTraining model(config.options);
+//   HfLoadReport report = load_hf_weights(*model, read_hf_weights("bert-base-uncased"),
+//                                         "bert-base-uncased", "bert");
+//   std::cerr << report.summary();
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "modules/bert.h"
+#include "trainers/safetensors.h"
+
+namespace nlpkit {
+
+/// A BERT config.json, mapped to BertOptions.
+struct HfBertConfig {
+  BertOptions options;
+  double initializer_range = 0.02;
+  std::vector<std::string> architectures;
+  /// From id2label (index order), empty when the config has none.
+  std::vector<std::string> labels;
+  /// classifier_dropout; < 0 when null.
+  double classifier_dropout = -1;
+  /// The whole file, so that an export keeps keys we do not use.
+  nlohmann::json raw;
+};
+
+/// Reads DIR/config.json. InputError (naming the file and key) when the folder or the file is
+/// missing, the JSON is invalid, model_type is not "bert", or a value is unsupported (e.g.
+/// position_embedding_type other than "absolute").
+HfBertConfig read_hf_bert_config(const std::string& dir);
+
+/// config.json text for `options` (model_type bert, HuggingFace key names), on top of `base`
+/// (keys we do not use survive a round trip).
+nlohmann::json hf_bert_config_json(const BertOptions& options, double initializer_range,
+                                   const std::vector<std::string>& architectures,
+                                   const std::vector<std::string>& labels,
+                                   const nlohmann::json& base = nlohmann::json::object());
+
+/// The weights of a HuggingFace folder: DIR/model.safetensors, else DIR/pytorch_model.bin.
+/// Floating tensors come back as stored (F32, F16 or BF16); loading converts them. InputError
+/// when neither file exists or the file is unreadable (sharded checkpoints are named as
+/// unsupported).
+NamedTensors read_hf_weights(const std::string& dir);
+
+/// What loading a checkpoint into a model did.
+struct HfLoadReport {
+  std::vector<std::string> loaded;
+  /// Model parameters the checkpoint lacks: they keep their fresh initialisation (a new head).
+  std::vector<std::string> initialized;
+  /// Checkpoint tensors the model has no place for (e.g. the pretraining heads when
+  /// fine-tuning a classifier).
+  std::vector<std::string> unexpected;
+  /// A few lines for the user: counts and the names of new and unused tensors.
+  std::string summary() const;
+};
+
+/// Copies `weights` into `model` by name, HuggingFace's way: the base-model prefix (`prefix`,
+/// "bert") is added or removed to match the model; legacy LayerNorm names gamma/beta are
+/// renamed; tied copies (cls.predictions.decoder.*) and the position_ids buffer are accepted;
+/// dtypes are converted. A shape mismatch throws InputError naming the key and both shapes
+/// (nothing is copied then). Missing and unexpected keys are reported, not errors.
+HfLoadReport load_hf_weights(torch::nn::Module& model, NamedTensors weights,
+                             const std::string& source, const std::string& prefix);
+
+/// The tensors to write for HuggingFace: the model's state dict plus the tied copies
+/// HuggingFace's BertForPreTraining lists (cls.predictions.decoder.weight/bias) when the model
+/// has the MLM head.
+NamedTensors hf_export_tensors(torch::nn::Module& model);
+
+}  // namespace nlpkit
