@@ -379,4 +379,22 @@ LabelMap LabelMap::load(const std::string& path) {
   }
 }
 
+std::vector<std::string> read_documents(const std::string& path,
+                                        const ClassificationFileOptions& options) {
+  const std::string ext = std::filesystem::path(path).extension().string();
+  const bool table =
+      options.format != "auto" || ext == ".tsv" || ext == ".csv" || ext == ".jsonl";
+  std::vector<std::string> docs;
+  if (table) {
+    for (auto& e : load_classification_file(path, options).examples) docs.push_back(std::move(e.text));
+  } else {
+    const std::string text = detail::read_file(path, "data");
+    detail::for_each_line(text, [&](std::string_view line, int64_t) {
+      if (!line.empty()) docs.emplace_back(line);
+    });
+  }
+  if (docs.empty()) throw InputError("data file has no text: " + path);
+  return docs;
+}
+
 }  // namespace nlpkit

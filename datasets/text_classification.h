@@ -45,6 +45,11 @@ struct ClassificationData {
 ClassificationData load_classification_file(const std::string& path,
                                             const ClassificationFileOptions& options = {});
 
+/// The documents of a corpus file: the text column of a TSV/CSV/JSONL file (by `options`), or
+/// every non-empty line of a plain text file. InputError when there is no text.
+std::vector<std::string> read_documents(const std::string& path,
+                                        const ClassificationFileOptions& options);
+
 /// Labels <-> ids 0..n-1. Built from examples, the ids follow the sorted label names, so the
 /// same data always gives the same ids; loaded from a checkpoint, the saved order is kept.
 ///   LabelMap m = LabelMap::from_examples(data.examples);  // {"ham", "spam"}

@@ -294,6 +294,17 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
   d.add("bptt", &c.data.bptt,
         "language_model: tokens per truncated-backpropagation window (state carried across)")
       .at_least(1);
+  d.add("max_length", &c.data.max_length,
+        "bert: tokens per sequence, [CLS] and [SEP] included (longer texts are truncated)")
+      .at_least(8);
+  d.add("mlm_probability", &c.data.mlm_probability,
+        "masked_lm: fraction of tokens to predict (80% [MASK], 10% random, 10% kept)")
+      .greater_than(0)
+      .at_most(1);
+  d.add("whole_word_mask", &c.data.whole_word_mask,
+        "masked_lm: mask all the WordPiece pieces of a word together");
+  d.add("next_sentence", &c.data.next_sentence,
+        "masked_lm: sentence pairs with next-sentence prediction (50% random second segments)");
 
   Section& o = r.section("optimizer", "The optimizer. Biases and norm weights get no decay.");
   o.add("type", &c.optimizer.type, "sgd, adam or adamw")

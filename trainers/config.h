@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "datasets/input_error.h"
+#include "modules/bert.h"
 #include "modules/language_model.h"
 #include "modules/text_classifier.h"
 
@@ -28,6 +29,32 @@ class ConfigError : public InputError {
   using InputError::InputError;
 };
 
+/// model.type bert: the architecture (ignored when `pretrained` names a folder, whose
+/// config.json decides) and the fine-tuning options.
+struct BertModelConfig {
+  /// vocab_size comes from the vocabulary (or the pretrained config.json).
+  BertOptions options = BertOptions()
+                            .hidden_size(256)
+                            .num_layers(4)
+                            .num_heads(4)
+                            .intermediate_size(1024)
+                            .max_position_embeddings(512);
+  double initializer_range = 0.02;
+  /// A HuggingFace BERT folder (config.json, model.safetensors or pytorch_model.bin, vocab.txt)
+  /// or an nlpkit run/checkpoint of a BERT task; empty = train from scratch.
+  std::string pretrained;
+  double classifier_dropout = -1;
+  bool freeze_embeddings = false;
+  int64_t freeze_layers = 0;
+  double layer_lr_decay = 1.0;
+  double head_lr = 0;
+  double l2sp = 0;
+  int64_t lora_rank = 0;
+  double lora_alpha = 16;
+  double lora_dropout = 0;
+  std::string lora_targets = "attention\\.self\\.(query|value)$";
+};
+
 struct ModelConfig {
   std::string type = "text_cnn_bilstm_attention";
   /// Options of each model family; only the one named by `type` is read from YAML.
@@ -38,6 +65,7 @@ struct ModelConfig {
   /// convlstm (frame prediction): the encoder-forecaster's layers.
   std::vector<int64_t> convlstm_hidden_sizes = {64, 64};
   int64_t convlstm_kernel_size = 3;
+  BertModelConfig bert;
 };
 
 struct TokenizerConfig {
@@ -63,6 +91,10 @@ struct DataConfig {
   int64_t max_sentence_length = 32;
   std::string pretrained_embeddings;
   int64_t bptt = 35;
+  int64_t max_length = 128;
+  double mlm_probability = 0.15;
+  bool whole_word_mask = false;
+  bool next_sentence = true;
 };
 
 struct FramesConfig {

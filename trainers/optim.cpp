@@ -1,25 +1,40 @@
 #include "trainers/optim.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "trainers/registry.h"
 
 namespace nlpkit {
 
-ParameterGroups parameter_groups(const torch::nn::Module& model) {
-  ParameterGroups groups;
-  for (const auto& p : model.parameters()) {
+std::vector<ParameterGroup> parameter_groups(const torch::nn::Module& model,
+                                             const LrScaleFn& lr_scale) {
+  std::vector<ParameterGroup> groups;
+  for (const auto& item : model.named_parameters()) {
+    const torch::Tensor& p = item.value();
     if (!p.requires_grad()) continue;
-    (p.dim() >= 2 ? groups.decay : groups.no_decay).push_back(p);
+    const bool decay = p.dim() >= 2;
+    const double scale = lr_scale ? lr_scale(item.key()) : 1.0;
+    auto it = std::find_if(groups.begin(), groups.end(), [&](const ParameterGroup& g) {
+      return g.decay == decay && g.lr_scale == scale;
+    });
+    if (it == groups.end()) {
+      groups.push_back({{}, decay, scale});
+      it = groups.end() - 1;
+    }
+    it->params.push_back(p);
   }
   return groups;
 }
 
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<ParameterGroup>& groups,
+                                                        const OptimizerConfig& config) {
+  return find_entry(optimizer_registry(), config.type, "optimizer type").build(groups, config);
+}
+
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const torch::nn::Module& model,
                                                         const OptimizerConfig& config) {
-  ParameterGroups groups = parameter_groups(model);
-  return find_entry(optimizer_registry(), config.type, "optimizer type")
-      .build(groups.decay, groups.no_decay, config);
+  return make_optimizer(parameter_groups(model), config);
 }
 
 double lr_at(const OptimizerConfig& optimizer, const SchedulerConfig& s, int64_t step,
@@ -31,8 +46,12 @@ double lr_at(const OptimizerConfig& optimizer, const SchedulerConfig& s, int64_t
   return optimizer.lr * warmup * decay;
 }
 
-void set_lr(torch::optim::Optimizer& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+void set_lr(torch::optim::Optimizer& optimizer, double lr,
+            const std::vector<ParameterGroup>& groups) {
+  auto& params = optimizer.param_groups();
+  for (size_t i = 0; i < params.size(); ++i) {
+    params[i].options().set_lr(i < groups.size() ? lr * groups[i].lr_scale : lr);
+  }
 }
 
 }  // namespace nlpkit

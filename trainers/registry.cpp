@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "trainers/tasks/bert.h"
 #include "trainers/tasks/classification.h"
 #include "trainers/tasks/frame_prediction.h"
 #include "trainers/tasks/language_model.h"
@@ -59,24 +60,68 @@ void declare_convlstm(Section& s, ModelConfig& c) {
       .at_least(1);
 }
 
+void declare_bert(Section& s, ModelConfig& c) {
+  BertModelConfig& b = c.bert;
+  BertOptions& o = b.options;
+  s.add("pretrained", &b.pretrained,
+        "HuggingFace BERT folder or nlpkit BERT run/checkpoint to start from; its config.json "
+        "sets the architecture keys below; empty = from scratch");
+  s.add("hidden_size", &o.hidden_size(), "hidden size H").at_least(1);
+  s.add("num_layers", &o.num_layers(), "encoder layers").at_least(1);
+  s.add("num_heads", &o.num_heads(), "attention heads (must divide hidden_size)").at_least(1);
+  s.add("intermediate_size", &o.intermediate_size(), "feed-forward inner size").at_least(1);
+  s.add("hidden_act", &o.hidden_act(), "feed-forward activation (gelu = exact erf form)")
+      .one_of({"gelu", "gelu_new", "relu"});
+  s.add("dropout", &o.dropout(), "dropout on embeddings, attention output and layer output")
+      .at_least(0)
+      .at_most(0.99);
+  s.add("attention_dropout", &o.attention_dropout(), "dropout on attention probabilities")
+      .at_least(0)
+      .at_most(0.99);
+  s.add("max_position_embeddings", &o.max_position_embeddings(), "longest sequence").at_least(1);
+  s.add("type_vocab_size", &o.type_vocab_size(), "token types (segments)").at_least(1);
+  s.add("layer_norm_eps", &o.layer_norm_eps(), "LayerNorm epsilon").greater_than(0);
+  s.add("initializer_range", &b.initializer_range, "std of the N(0, std) initialisation")
+      .greater_than(0);
+  s.add("classifier_dropout", &b.classifier_dropout,
+        "dropout before the classification head; < 0 = dropout");
+  s.add("freeze_embeddings", &b.freeze_embeddings, "fine-tuning: do not train the embeddings");
+  s.add("freeze_layers", &b.freeze_layers, "fine-tuning: do not train the first N layers")
+      .at_least(0);
+  s.add("layer_lr_decay", &b.layer_lr_decay,
+        "layer-wise lr decay: layer l of L gets lr * decay^(L - l), embeddings decay^(L + 1); "
+        "1 = off")
+      .greater_than(0)
+      .at_most(1);
+  s.add("head_lr", &b.head_lr, "learning rate of the task head; 0 = optimizer.lr").at_least(0);
+  s.add("l2sp", &b.l2sp,
+        "L2-SP: weight of ||w - w_pretrained||^2 (pretrained weights only); 0 = off")
+      .at_least(0);
+  s.add("lora_rank", &b.lora_rank, "LoRA adapters of this rank; 0 = full fine-tuning")
+      .at_least(0);
+  s.add("lora_alpha", &b.lora_alpha, "LoRA scaling numerator (scale = alpha / rank)")
+      .greater_than(0);
+  s.add("lora_dropout", &b.lora_dropout, "dropout on the LoRA branch input").at_least(0).at_most(0.99);
+  s.add("lora_targets", &b.lora_targets,
+        "regex over module names that get adapters (e.g. attention\\.self\\.(query|value)$)");
+}
+
 // ---------------------------------------------------------------- optimizer.type
 
 template <class Options>
-std::vector<torch::optim::OptimizerParamGroup> groups(std::vector<torch::Tensor> decay,
-                                                      std::vector<torch::Tensor> no_decay,
+std::vector<torch::optim::OptimizerParamGroup> groups(const std::vector<ParameterGroup>& in,
                                                       const Options& options) {
   std::vector<torch::optim::OptimizerParamGroup> out;
-  if (!decay.empty()) out.emplace_back(std::move(decay), std::make_unique<Options>(options));
-  if (!no_decay.empty()) {
-    auto plain = std::make_unique<Options>(options);
-    plain->weight_decay(0.0);
-    out.emplace_back(std::move(no_decay), std::move(plain));
+  for (const auto& g : in) {
+    auto o = std::make_unique<Options>(options);
+    o->lr(options.lr() * g.lr_scale);
+    if (!g.decay) o->weight_decay(0.0);
+    out.emplace_back(g.params, std::move(o));
   }
   return out;
 }
 
-std::unique_ptr<torch::optim::Optimizer> build_sgd(std::vector<torch::Tensor> decay,
-                                                   std::vector<torch::Tensor> no_decay,
+std::unique_ptr<torch::optim::Optimizer> build_sgd(const std::vector<ParameterGroup>& in,
                                                    const OptimizerConfig& c) {
   if (c.nesterov && c.momentum <= 0) {
     throw ConfigError("optimizer.nesterov: needs optimizer.momentum > 0");
@@ -85,27 +130,25 @@ std::unique_ptr<torch::optim::Optimizer> build_sgd(std::vector<torch::Tensor> de
                .momentum(c.momentum)
                .nesterov(c.nesterov)
                .weight_decay(c.weight_decay);
-  return std::make_unique<torch::optim::SGD>(groups(decay, no_decay, o), o);
+  return std::make_unique<torch::optim::SGD>(groups(in, o), o);
 }
 
-std::unique_ptr<torch::optim::Optimizer> build_adam(std::vector<torch::Tensor> decay,
-                                                    std::vector<torch::Tensor> no_decay,
+std::unique_ptr<torch::optim::Optimizer> build_adam(const std::vector<ParameterGroup>& in,
                                                     const OptimizerConfig& c) {
   auto o = torch::optim::AdamOptions(c.lr)
                .betas({c.beta1, c.beta2})
                .eps(c.eps)
                .weight_decay(c.weight_decay);
-  return std::make_unique<torch::optim::Adam>(groups(decay, no_decay, o), o);
+  return std::make_unique<torch::optim::Adam>(groups(in, o), o);
 }
 
-std::unique_ptr<torch::optim::Optimizer> build_adamw(std::vector<torch::Tensor> decay,
-                                                     std::vector<torch::Tensor> no_decay,
+std::unique_ptr<torch::optim::Optimizer> build_adamw(const std::vector<ParameterGroup>& in,
                                                      const OptimizerConfig& c) {
   auto o = torch::optim::AdamWOptions(c.lr)
                .betas({c.beta1, c.beta2})
                .eps(c.eps)
                .weight_decay(c.weight_decay);
-  return std::make_unique<torch::optim::AdamW>(groups(decay, no_decay, o), o);
+  return std::make_unique<torch::optim::AdamW>(groups(in, o), o);
 }
 
 // ---------------------------------------------------------------- scheduler.type
@@ -153,6 +196,7 @@ std::unique_ptr<Tokenizer> build_char(const TokenizerConfig& c) {
 
 const std::vector<ModelEntry>& model_registry() {
   static const std::vector<ModelEntry> table = {
+      {"bert", "BERT, HuggingFace-compatible (tasks: masked_lm, classification)", declare_bert},
       {"convlstm", "ConvLSTM encoder-forecaster (Shi et al. 2015; task: frame_prediction)",
        declare_convlstm},
       {"gru", "GRU language model (task: language_model)", declare_gru_lm},
@@ -173,6 +217,8 @@ const std::vector<TaskEntry>& task_registry() {
        make_frame_prediction_task},
       {"language_model", "next-token prediction on a text corpus; perplexity; sampling",
        make_language_model_task},
+      {"masked_lm", "BERT pretraining: masked tokens (+ next sentence); MLM accuracy, perplexity",
+       make_masked_lm_task},
   };
   return table;
 }

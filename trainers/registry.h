@@ -9,6 +9,7 @@
 
 #include "datasets/tokenizers.h"
 #include "trainers/config.h"
+#include "trainers/optim.h"
 #include "trainers/task.h"
 
 namespace nlpkit {
@@ -30,9 +31,9 @@ struct TaskEntry {
 struct OptimizerEntry {
   std::string name;
   std::string doc;
-  /// `decay` gets config.weight_decay, `no_decay` none.
-  std::unique_ptr<torch::optim::Optimizer> (*build)(std::vector<torch::Tensor> decay,
-                                                    std::vector<torch::Tensor> no_decay,
+  /// One optimizer parameter group per ParameterGroup (same order): lr * lr_scale, and
+  /// config.weight_decay where `decay`, else none.
+  std::unique_ptr<torch::optim::Optimizer> (*build)(const std::vector<ParameterGroup>& groups,
                                                     const OptimizerConfig& config);
 };
 

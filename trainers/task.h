@@ -50,6 +50,9 @@ class Task {
   /// `nlpkit predict`: one output line per input line (a label and its probability, generated
   /// text, ...).
   virtual std::vector<std::string> predict(const std::vector<std::string>& inputs) = 0;
+  /// Learning-rate multiplier of the parameter called `name` (layer-wise decay, a faster new
+  /// head); the trainer groups parameters by it.
+  virtual double lr_scale(const std::string& name) const { return 1.0; }
   /// Tensors the task carries from batch to batch (e.g. a language model's hidden state), saved
   /// in checkpoints so that a resumed run continues exactly.
   virtual NamedTensors state() const { return {}; }

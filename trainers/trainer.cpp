@@ -158,7 +158,10 @@ Trainer::Trainer(ExperimentConfig config, Task& task, torch::Device device)
       task_(task),
       device_(device),
       model_(task.model()),
-      optimizer_(make_optimizer(*model_, config_.optimizer)),
+      groups_(parameter_groups(*model_, [&task](const std::string& name) {
+        return task.lr_scale(name);
+      })),
+      optimizer_(make_optimizer(groups_, config_.optimizer)),
       run_dir_(config_.run_dir()),
       checkpoint_root_(run_dir_ + "/checkpoints") {}
 
@@ -275,7 +278,10 @@ FitResult Trainer::fit() {
   for (const auto& p : model_->parameters()) {
     if (p.requires_grad()) params.push_back(p);
   }
-  ParameterGroups penalized = parameter_groups(*model_);
+  std::vector<torch::Tensor> penalized;  // L1/L2 apply to the decayed weights only
+  for (const auto& g : groups_) {
+    if (g.decay) penalized.insert(penalized.end(), g.params.begin(), g.params.end());
+  }
 
   // Totals since the last log line, for the averaged loss and the throughput.
   double loss_sum = 0, grad_norm = 0;
@@ -306,7 +312,7 @@ FitResult Trainer::fit() {
       torch::Tensor loss = out.loss / static_cast<double>(k);
       if (t.l1 > 0 || t.l2 > 0) {
         torch::Tensor penalty = torch::zeros({}, loss.options());
-        for (const auto& w : penalized.decay) {
+        for (const auto& w : penalized) {
           if (t.l1 > 0) penalty = penalty + t.l1 * w.abs().sum();
           if (t.l2 > 0) penalty = penalty + t.l2 * w.pow(2).sum();
         }
@@ -343,7 +349,7 @@ FitResult Trainer::fit() {
     }
     state_.consecutive_nonfinite = 0;
     const double lr = lr_at(config_.optimizer, config_.scheduler, state_.step, total);
-    set_lr(*optimizer_, lr);
+    set_lr(*optimizer_, lr, groups_);
     optimizer_->step();
     ++state_.step;
     result.losses.push_back(step_loss);

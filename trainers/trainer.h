@@ -8,6 +8,7 @@
 #include <string>
 
 #include "trainers/config.h"
+#include "trainers/optim.h"
 #include "trainers/task.h"
 
 namespace nlpkit {
@@ -70,6 +71,7 @@ class Trainer {
   Task& task_;
   torch::Device device_;
   std::shared_ptr<torch::nn::Module> model_;
+  std::vector<ParameterGroup> groups_;  // the optimizer's groups, in its order
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   TrainerState state_;
   int64_t saved_step_ = -1;      // step of the newest checkpoint this process wrote

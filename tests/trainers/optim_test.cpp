@@ -68,9 +68,12 @@ TEST(LrAt, IsPure) {
 
 TEST(Optimizer, NoDecayOnBiasesAndNormWeights) {
   torch::nn::Sequential model(torch::nn::Linear(3, 4), torch::nn::LayerNorm(std::vector<int64_t>{4}));
-  ParameterGroups g = parameter_groups(*model);
-  EXPECT_EQ(g.decay.size(), 1u);     // the Linear weight
-  EXPECT_EQ(g.no_decay.size(), 3u);  // Linear bias, LayerNorm weight and bias
+  std::vector<ParameterGroup> g = parameter_groups(*model);
+  ASSERT_EQ(g.size(), 2u);
+  EXPECT_TRUE(g[0].decay);
+  EXPECT_EQ(g[0].params.size(), 1u);  // the Linear weight
+  EXPECT_FALSE(g[1].decay);
+  EXPECT_EQ(g[1].params.size(), 3u);  // Linear bias, LayerNorm weight and bias
   OptimizerConfig c;
   c.weight_decay = 0.01;
   for (const auto& entry : optimizer_registry()) {
@@ -86,6 +89,27 @@ TEST(Optimizer, NoDecayOnBiasesAndNormWeights) {
   auto& plain = static_cast<torch::optim::AdamWOptions&>(opt->param_groups()[1].options());
   EXPECT_DOUBLE_EQ(decayed.weight_decay(), 0.01);
   EXPECT_DOUBLE_EQ(plain.weight_decay(), 0.0);
+}
+
+TEST(Optimizer, LrScalesMakeGroupsAndScaleEveryScheduledLr) {
+  torch::nn::Sequential model(torch::nn::Linear(3, 4), torch::nn::Linear(4, 2));
+  model[1]->as<torch::nn::Linear>()->weight.set_requires_grad(false);  // frozen: left out
+  auto groups = parameter_groups(*model, [](const std::string& name) {
+    return name.rfind("0.", 0) == 0 ? 0.5 : 2.0;
+  });
+  ASSERT_EQ(groups.size(), 3u);  // 0.weight (decay, 0.5), 0.bias (0.5), 1.bias (2.0)
+  EXPECT_EQ(groups[0].lr_scale, 0.5);
+  EXPECT_TRUE(groups[0].decay);
+  EXPECT_FALSE(groups[1].decay);
+  EXPECT_EQ(groups[2].lr_scale, 2.0);
+  EXPECT_EQ(groups[2].params.size(), 1u);
+  OptimizerConfig c;
+  c.lr = 0.1;
+  auto opt = make_optimizer(groups, c);
+  EXPECT_DOUBLE_EQ(opt->param_groups()[0].options().get_lr(), 0.05);
+  set_lr(*opt, 0.01, groups);
+  EXPECT_DOUBLE_EQ(opt->param_groups()[0].options().get_lr(), 0.005);
+  EXPECT_DOUBLE_EQ(opt->param_groups()[2].options().get_lr(), 0.02);
 }
 
 TEST(Optimizer, NesterovNeedsMomentum) {

@@ -9,6 +9,7 @@
 #include "modules/text_classifier.h"
 #include "trainers/metrics.h"
 #include "trainers/registry.h"
+#include "trainers/tasks/bert.h"
 
 namespace nlpkit {
 namespace {
@@ -30,7 +31,7 @@ class ClassificationTask : public Task {
         hierarchy_{config.data.max_sentences, config.data.max_sentence_length} {
     if (config.model.type != "text_cnn_bilstm_attention") {
       throw ConfigError("model.type: '" + config.model.type +
-                        "' is not a classifier; task classification takes text_cnn_bilstm_attention");
+                        "' is not a classifier; task classification takes text_cnn_bilstm_attention or bert");
     }
     if (artifacts_dir.empty()) {
       if (config.data.train.empty()) throw ConfigError("data.train: no training file given");
@@ -127,17 +128,7 @@ class ClassificationTask : public Task {
     ClassificationReport report = classification_report(
         torch::tensor(data.labels, torch::kInt64), torch::cat(probs), labels_.names());
     report.loss = loss_sum / n;
-    Evaluation eval;
-    eval.metrics = {{"accuracy", report.accuracy},
-                    {"loss", report.loss},
-                    {"macro_precision", report.macro_precision},
-                    {"macro_recall", report.macro_recall},
-                    {"macro_f1", report.macro_f1},
-                    {"micro_f1", report.micro_f1}};
-    if (report.roc_auc) eval.metrics["roc_auc"] = *report.roc_auc;
-    eval.report = report.to_json();
-    eval.table = report.to_table();
-    return eval;
+    return classification_evaluation(report);
   }
 
   std::vector<std::string> predict(const std::vector<std::string>& texts) override {
@@ -264,9 +255,24 @@ class ClassificationTask : public Task {
 
 }  // namespace
 
+Evaluation classification_evaluation(const ClassificationReport& report) {
+  Evaluation eval;
+  eval.metrics = {{"accuracy", report.accuracy},
+                  {"loss", report.loss},
+                  {"macro_precision", report.macro_precision},
+                  {"macro_recall", report.macro_recall},
+                  {"macro_f1", report.macro_f1},
+                  {"micro_f1", report.micro_f1}};
+  if (report.roc_auc) eval.metrics["roc_auc"] = *report.roc_auc;
+  eval.report = report.to_json();
+  eval.table = report.to_table();
+  return eval;
+}
+
 std::unique_ptr<Task> make_classification_task(const ExperimentConfig& config,
                                                const std::string& artifacts_dir,
                                                torch::Device device) {
+  if (config.model.type == "bert") return make_bert_classification_task(config, artifacts_dir, device);
   return std::make_unique<ClassificationTask>(config, artifacts_dir, device);
 }
 

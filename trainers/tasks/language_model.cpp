@@ -15,27 +15,13 @@ namespace {
 
 const char* kEos = "<eos>";
 
-/// The documents of a corpus file: the text column of a TSV/CSV/JSONL file, or every non-empty
-/// line of a plain text file.
-std::vector<std::string> read_documents(const std::string& path, const DataConfig& data) {
-  const std::string ext = std::filesystem::path(path).extension().string();
-  const bool table = data.format != "auto" || ext == ".tsv" || ext == ".csv" || ext == ".jsonl";
-  std::vector<std::string> docs;
-  if (table) {
-    ClassificationFileOptions o;
-    o.format = data.format;
-    o.text_field = data.text_field;
-    o.label_field = data.label_field;
-    o.on_error = data.on_error;
-    for (auto& e : load_classification_file(path, o).examples) docs.push_back(std::move(e.text));
-  } else {
-    const std::string text = detail::read_file(path, "data");
-    detail::for_each_line(text, [&](std::string_view line, int64_t) {
-      if (!line.empty()) docs.emplace_back(line);
-    });
-  }
-  if (docs.empty()) throw InputError("data file has no text: " + path);
-  return docs;
+ClassificationFileOptions file_options(const DataConfig& data) {
+  ClassificationFileOptions o;
+  o.format = data.format;
+  o.text_field = data.text_field;
+  o.label_field = data.label_field;
+  o.on_error = data.on_error;
+  return o;
 }
 
 class LanguageModelTask : public Task {
@@ -55,7 +41,7 @@ class LanguageModelTask : public Task {
     if (artifacts_dir.empty()) {
       if (config.data.train.empty()) throw ConfigError("data.train: no training file given");
       std::vector<std::vector<std::string>> docs;
-      for (const auto& d : read_documents(config.data.train, config.data)) {
+      for (const auto& d : read_documents(config.data.train, file_options(config.data))) {
         docs.push_back(tokenizer_->tokenize(d));
       }
       VocabOptions vo;
@@ -236,7 +222,7 @@ class LanguageModelTask : public Task {
     if (it != streams_.end()) return it->second;
     if (path(s).empty()) throw ConfigError(std::string("data.") + split_name(s) + ": no file given");
     std::vector<std::vector<std::string>> docs;
-    for (const auto& d : read_documents(path(s), config_.data)) docs.push_back(tokenizer_->tokenize(d));
+    for (const auto& d : read_documents(path(s), file_options(config_.data))) docs.push_back(tokenizer_->tokenize(d));
     const int64_t rows = s == Split::kTrain ? config_.data.batch_size : config_.data.eval_batch_size;
     return streams_[s] = batchify(encode(docs), rows);
   }
