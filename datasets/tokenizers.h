@@ -1,7 +1,10 @@
-// Text -> tokens: UTF-8 helpers, a BERT-style whitespace/punctuation tokenizer and a character
-// tokenizer. The whitespace tokenizer follows BERT's BasicTokenizer (Devlin et al. 2019,
-// google-research/bert tokenization.py): CJK ideographs become single tokens, punctuation
-// optionally splits off, control characters are dropped. Accent stripping (NFD) is not done.
+// Text -> tokens: UTF-8 helpers, Unicode character classes, a BERT-style whitespace/punctuation
+// tokenizer and a character tokenizer. The whitespace tokenizer follows BERT's BasicTokenizer
+// (Devlin et al. 2019, google-research/bert tokenization.py): CJK ideographs become single tokens,
+// punctuation optionally splits off, control characters are dropped. Accent stripping (NFD) is
+// not done here; the WordPiece tokenizer (datasets/wordpiece.h) does it.
+// Unicode properties (categories, case mapping) come from utf8proc (Unicode 15.0 in Debian 12's
+// 2.8), not from tables of our own.
 #pragma once
 
 #include <string>
@@ -28,15 +31,15 @@ std::string utf8_encode(const std::vector<char32_t>& cps);
 /// Returns `text` as valid UTF-8: malformed sequences are replaced by U+FFFD.
 std::string utf8_sanitize(const std::string& text);
 
-/// Unicode White_Space (tabs, newlines, spaces, NBSP, ideographic space, ...).
+/// Unicode White_Space: the separators (Zs, Zl, Zp), TAB..CR and NEL (U+0085).
 bool is_whitespace(char32_t cp);
 
-/// C0/C1 control characters that are not whitespace, plus U+FEFF (byte order mark): tokenizers
-/// drop them.
+/// Control (Cc) and invisible format (Cf: zero-width spaces and joiners, soft hyphen, byte
+/// order mark, bidi controls) characters that are not whitespace: tokenizers drop them.
 bool is_control(char32_t cp);
 
-/// Unicode General_Category P* (Unicode 14.0 table) plus the ASCII symbols BERT also treats as
-/// punctuation ($ + < = > ^ ` | ~).
+/// Unicode General_Category P* plus the ASCII symbols BERT also treats as punctuation
+/// ($ + < = > ^ ` | ~).
 bool is_punctuation(char32_t cp);
 
 /// CJK unified ideographs (all extension blocks) and compatibility ideographs.
@@ -46,8 +49,9 @@ bool is_cjk_ideograph(char32_t cp);
 /// compatibility/vertical/small forms and the fullwidth and halfwidth punctuation marks.
 bool is_cjk_punctuation(char32_t cp);
 
-/// Lowercases ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic capitals (the same result
-/// as Unicode's simple lowercase mapping); other code points are returned unchanged.
+/// Unicode's simple (one code point to one) lowercase mapping, in every script:
+/// to_lower(U'Σ') == U'σ', to_lower(0x130 /* İ */) == U'i'. Python's str.lower() differs only
+/// for U+0130 (i + U+0307) and a word-final Σ (ς).
 char32_t to_lower(char32_t cp);
 
 /// Lowercases UTF-8 text with `to_lower` (malformed bytes become U+FFFD).

@@ -56,9 +56,15 @@ TEST(Utf8Test, CharacterClasses) {
   EXPECT_FALSE(is_cjk_ideograph(0x3042));    // hiragana あ is not an ideograph
   EXPECT_TRUE(is_cjk_punctuation(0xFF0C));   // ，
   EXPECT_FALSE(is_cjk_punctuation(0xFF21));  // fullwidth A is a letter
+  // From utf8proc's tables (no list of our own): bidi isolates are format characters, and
+  // Unicode 15.0's Devanagari Extended-A head marks (U+11B00) are punctuation.
+  EXPECT_TRUE(is_control(0x2066));
+  EXPECT_TRUE(is_whitespace(0x2029));  // paragraph separator (Zp)
+  EXPECT_TRUE(is_punctuation(0x11B00));
+  EXPECT_FALSE(is_punctuation(0x20AC));  // € is a symbol (Sc)
 }
 
-TEST(LowercaseTest, AsciiLatinGreekCyrillic) {
+TEST(LowercaseTest, EveryScript) {
   EXPECT_EQ(utf8_to_lower("Hello WORLD 123"), "hello world 123");
   EXPECT_EQ(utf8_to_lower("ÀÉÎÕÜÞ×"), "àéîõüþ×");  // × is not a letter
   EXPECT_EQ(utf8_to_lower("ŁÓDŹ ĞŸŒ Ĳ"), "łódź ğÿœ ĳ");
@@ -67,6 +73,8 @@ TEST(LowercaseTest, AsciiLatinGreekCyrillic) {
   EXPECT_EQ(to_lower(0x130), U'i');  // İ
   EXPECT_EQ(to_lower(0x4E2D), 0x4E2Du);
   EXPECT_EQ(to_lower(U'ß'), U'ß');
+  // Armenian, Georgian, fullwidth Latin, Deseret.
+  EXPECT_EQ(utf8_to_lower("ԱՐՄ ႠႡ ＡＢ 𐐀"), "արմ ⴀⴁ ａｂ 𐐨");
 }
 
 TEST(WhitespaceTokenizerTest, SplitsOnUnicodeWhitespace) {
