@@ -265,6 +265,9 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
   Section& t = r.section("tokenizer", "How text becomes tokens.");
   t.add("type", &c.tokenizer.type, "whitespace (words; CJK split into characters) or char")
       .one_of(registry_names(tokenizer_registry()));
+  t.add("vocab", &c.tokenizer.vocab,
+        "wordpiece: vocab.txt; empty = the pretrained model's, or learned from data.train "
+        "(data.max_vocab_size entries, 0 = 8000)");
   t.add("lowercase", &c.tokenizer.lowercase, "lowercase the text first");
   t.add("split_punctuation", &c.tokenizer.split_punctuation,
         "whitespace tokenizer: punctuation marks become tokens of their own");

@@ -70,6 +70,8 @@ struct ModelConfig {
 
 struct TokenizerConfig {
   std::string type = "whitespace";
+  /// wordpiece: vocab.txt; empty = learned from the training data (or the pretrained folder's).
+  std::string vocab;
   bool lowercase = true;
   bool split_punctuation = true;
 };
