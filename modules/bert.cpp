@@ -51,7 +51,7 @@ torch::nn::LayerNorm make_layer_norm(const BertOptions& o) {
 
 /// HuggingFace's _init_weights for one Linear, Embedding or LayerNorm (others are left alone).
 void init_bert_module(torch::nn::Module& m, double std) {
-  if (auto* linear = m.as<torch::nn::Linear>()) {
+  if (auto* linear = m.as<LoRALinear>()) {
     linear->weight.normal_(0, std);
     if (linear->bias.defined()) linear->bias.zero_();
   } else if (auto* embedding = m.as<torch::nn::Embedding>()) {
@@ -116,9 +116,9 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(BertOptions options_) : options(std
 void BertSelfAttentionImpl::reset() {
   check_options(options);
   const int64_t h = options.hidden_size();
-  query = register_module("query", torch::nn::Linear(h, h));
-  key = register_module("key", torch::nn::Linear(h, h));
-  value = register_module("value", torch::nn::Linear(h, h));
+  query = register_module("query", LoRALinear(h, h));
+  key = register_module("key", LoRALinear(h, h));
+  value = register_module("value", LoRALinear(h, h));
   dropout = register_module("dropout", torch::nn::Dropout(options.attention_dropout()));
 }
 
@@ -157,7 +157,7 @@ BertResidualOutputImpl::BertResidualOutputImpl(BertOptions options_, int64_t in_
 }
 
 void BertResidualOutputImpl::reset() {
-  dense = register_module("dense", torch::nn::Linear(in_features, options.hidden_size()));
+  dense = register_module("dense", LoRALinear(in_features, options.hidden_size()));
   layer_norm = register_module("LayerNorm", make_layer_norm(options));
   dropout = register_module("dropout", torch::nn::Dropout(options.dropout()));
 }
@@ -188,7 +188,7 @@ BertDenseImpl::BertDenseImpl(int64_t in_features_, int64_t out_features_, std::s
 
 void BertDenseImpl::reset() {
   bert_activation(torch::zeros({1}), activation);
-  dense = register_module("dense", torch::nn::Linear(in_features, out_features));
+  dense = register_module("dense", LoRALinear(in_features, out_features));
 }
 
 torch::Tensor BertDenseImpl::forward(const torch::Tensor& x) {
@@ -302,7 +302,7 @@ BertHeadTransformImpl::BertHeadTransformImpl(BertOptions options_) : options(std
 }
 
 void BertHeadTransformImpl::reset() {
-  dense = register_module("dense", torch::nn::Linear(options.hidden_size(), options.hidden_size()));
+  dense = register_module("dense", LoRALinear(options.hidden_size(), options.hidden_size()));
   layer_norm = register_module("LayerNorm", make_layer_norm(options));
 }
 
@@ -331,7 +331,7 @@ BertPreTrainingHeadsImpl::BertPreTrainingHeadsImpl(BertOptions options_)
 void BertPreTrainingHeadsImpl::reset() {
   predictions = register_module("predictions", BertLMHead(options));
   seq_relationship =
-      register_module("seq_relationship", torch::nn::Linear(options.hidden_size(), 2));
+      register_module("seq_relationship", LoRALinear(options.hidden_size(), 2));
 }
 
 BertForPreTrainingImpl::BertForPreTrainingImpl(BertOptions options_)
@@ -392,7 +392,7 @@ void BertClassifierImpl::reset() {
   bert = register_module("bert", BertModel(options));
   dropout = register_module(
       "dropout", torch::nn::Dropout(classifier_dropout >= 0 ? classifier_dropout : options.dropout()));
-  classifier = register_module("classifier", torch::nn::Linear(options.hidden_size(), num_labels));
+  classifier = register_module("classifier", LoRALinear(options.hidden_size(), num_labels));
   reset_parameters();
 }
 

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "modules/lora.h"
+
 namespace nlpkit {
 
 struct BertOptions {
@@ -80,7 +82,7 @@ class BertSelfAttentionImpl : public torch::nn::Cloneable<BertSelfAttentionImpl>
                         torch::Tensor* probs = nullptr);
 
   BertOptions options;
-  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
+  LoRALinear query{nullptr}, key{nullptr}, value{nullptr};
   torch::nn::Dropout dropout{nullptr};
 };
 TORCH_MODULE(BertSelfAttention);
@@ -94,7 +96,7 @@ class BertResidualOutputImpl : public torch::nn::Cloneable<BertResidualOutputImp
 
   BertOptions options;
   int64_t in_features;
-  torch::nn::Linear dense{nullptr};
+  LoRALinear dense{nullptr};
   torch::nn::LayerNorm layer_norm{nullptr};  // "LayerNorm"
   torch::nn::Dropout dropout{nullptr};
 };
@@ -124,7 +126,7 @@ class BertDenseImpl : public torch::nn::Cloneable<BertDenseImpl> {
 
   int64_t in_features, out_features;
   std::string activation;  // gelu, gelu_new, relu or tanh
-  torch::nn::Linear dense{nullptr};
+  LoRALinear dense{nullptr};
 };
 TORCH_MODULE(BertDense);
 
@@ -203,7 +205,7 @@ class BertHeadTransformImpl : public torch::nn::Cloneable<BertHeadTransformImpl>
   torch::Tensor forward(const torch::Tensor& hidden);
 
   BertOptions options;
-  torch::nn::Linear dense{nullptr};
+  LoRALinear dense{nullptr};
   torch::nn::LayerNorm layer_norm{nullptr};  // "LayerNorm"
 };
 TORCH_MODULE(BertHeadTransform);
@@ -231,7 +233,7 @@ class BertPreTrainingHeadsImpl : public torch::nn::Cloneable<BertPreTrainingHead
 
   BertOptions options;
   BertLMHead predictions{nullptr};
-  torch::nn::Linear seq_relationship{nullptr};
+  LoRALinear seq_relationship{nullptr};
 };
 TORCH_MODULE(BertPreTrainingHeads);
 
@@ -280,7 +282,7 @@ class BertClassifierImpl : public torch::nn::Cloneable<BertClassifierImpl> {
   double classifier_dropout;
   BertModel bert{nullptr};
   torch::nn::Dropout dropout{nullptr};
-  torch::nn::Linear classifier{nullptr};
+  LoRALinear classifier{nullptr};
 };
 TORCH_MODULE(BertClassifier);
 

@@ -7,11 +7,14 @@
 #include <iostream>
 #include <thread>
 
+#include <unistd.h>
+
 #include "datasets/frames.h"
 #include "datasets/spam_assassin.h"
 #include "trainers/allocator.h"
 #include "trainers/checkpoint.h"
 #include "trainers/config.h"
+#include "trainers/huggingface.h"
 #include "trainers/registry.h"
 #include "trainers/trainer.h"
 
@@ -117,6 +120,42 @@ int cmd_predict(const std::string& checkpoint, const std::string& input,
   return 0;
 }
 
+/// Writes into `out` (which must not exist yet) through a temporary sibling folder renamed at
+/// the end, so a failure leaves nothing half-written.
+void write_folder_atomically(const std::string& out, const std::function<void(const std::string&)>& write) {
+  if (fs::exists(out)) throw InputError("output folder already exists: " + out);
+  const fs::path parent = fs::absolute(out).parent_path();
+  if (!fs::is_directory(parent)) throw InputError("output folder's parent does not exist: " + parent.string());
+  const std::string tmp = out + ".tmp-" + std::to_string(::getpid());
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  try {
+    write(tmp);
+    for (const auto& entry : fs::directory_iterator(tmp)) fsync_path(entry.path().string());
+    fs::rename(tmp, out);
+    fsync_path(parent.string());
+  } catch (...) {
+    fs::remove_all(tmp);
+    throw;
+  }
+}
+
+int cmd_export(const std::string& format, const std::string& checkpoint, const std::string& out) {
+  if (format != "hf") throw InputError("export: unknown format '" + format + "' (expected hf)");
+  auto task = load_task(checkpoint, {}, nullptr);
+  write_folder_atomically(out, [&](const std::string& dir) { task->export_huggingface(dir); });
+  std::cerr << "wrote " << out << " (HuggingFace: config.json, model.safetensors, vocab.txt)\n";
+  return 0;
+}
+
+int cmd_forward(const std::string& model_dir, const std::string& inputs, const std::string& output) {
+  const NamedTensors in = load_safetensors(inputs).tensors;
+  const NamedTensors out = hf_forward(model_dir, in);
+  save_safetensors(output, out, {{"format", "pt"}});
+  std::cerr << "wrote " << output << " (" << out.size() << " tensors)\n";
+  return 0;
+}
+
 int cmd_dump_config(const std::string& config_path, const std::vector<std::string>& overrides,
                     bool reference) {
   if (reference) {
@@ -177,6 +216,22 @@ int main(int argc, char** argv) {
   dump->add_option("overrides", overrides, "key.path=value overrides");
   dump->add_flag("--reference", reference, "print the key reference (markdown) instead");
 
+  std::string format = "hf", inputs_path;
+  auto* export_cmd =
+      app.add_subcommand("export", "write a checkpoint as a HuggingFace model folder (BERT)");
+  export_cmd->add_option("checkpoint", checkpoint, "checkpoint or run directory")->required();
+  export_cmd->add_option("out", out, "output folder (must not exist)")->required();
+  export_cmd->add_option("--format", format, "hf (HuggingFace transformers)");
+
+  auto* forward = app.add_subcommand(
+      "forward", "run a model on named input tensors; write every output (HuggingFace names)");
+  forward->add_option("model", checkpoint, "HuggingFace BERT folder, nlpkit checkpoint or run")
+      ->required();
+  forward->add_option("--inputs", inputs_path, "safetensors file: input_ids, attention_mask, "
+                                               "token_type_ids")
+      ->required();
+  forward->add_option("--output", output, "safetensors file to write")->required();
+
   auto* list = app.add_subcommand("list", "print the registered model types, tasks, optimizers, ...");
 
   auto* data_cmd = app.add_subcommand("data", "data sets");
@@ -208,6 +263,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*prepare) return cmd_data_prepare(name, out);
+    if (*export_cmd) return cmd_export(format, checkpoint, out);
+    if (*forward) return cmd_forward(checkpoint, inputs_path, output);
   } catch (const InputError& e) {
     std::cerr << "error: " << e.what() << "\n";
     return kBadInput;

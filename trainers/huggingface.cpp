@@ -12,6 +12,7 @@
 
 #include "datasets/file_io.h"
 #include "datasets/input_error.h"
+#include "trainers/trainer.h"
 
 namespace fs = std::filesystem;
 
@@ -407,6 +408,17 @@ NamedTensors read_pickled_state_dict(const std::string& path) {
 
 }  // namespace
 
+std::string resolve_model_folder(const std::string& path, const std::string& what) {
+  if (path.empty()) return "";
+  if (!fs::exists(path)) throw InputError(what + ": folder not found: " + path);
+  if (fs::exists(fs::path(path) / "config.json")) return path;
+  if (fs::exists(fs::path(path) / "checkpoints") || fs::exists(fs::path(path) / "latest") ||
+      fs::exists(fs::path(path) / "manifest.json")) {
+    return find_checkpoint(path);
+  }
+  return path;  // read_hf_bert_config names what is missing
+}
+
 HfBertConfig read_hf_bert_config(const std::string& dir) {
   if (!fs::is_directory(dir)) throw InputError("pretrained model folder not found: " + dir);
   const std::string path = (fs::path(dir) / "config.json").string();
@@ -636,6 +648,85 @@ NamedTensors hf_export_tensors(torch::nn::Module& model) {
     out.emplace_back("cls.predictions.decoder.weight", word);
     out.emplace_back("cls.predictions.decoder.bias", bias);
   }
+  return out;
+}
+
+NamedTensors hf_forward(const std::string& path, const NamedTensors& inputs) {
+  const std::string dir = resolve_model_folder(path, "forward");
+  const HfBertConfig c = read_hf_bert_config(dir);
+  torch::Tensor ids, mask, types;
+  for (const auto& [name, t] : inputs) {
+    torch::Tensor* slot = name == "input_ids"        ? &ids
+                          : name == "attention_mask" ? &mask
+                          : name == "token_type_ids" ? &types
+                                                     : nullptr;
+    if (!slot) {
+      throw InputError("forward: unknown input '" + name +
+                       "' (expected input_ids, attention_mask, token_type_ids)");
+    }
+    if (t.dim() != 2 || t.is_floating_point()) {
+      throw InputError("forward: " + name + " must be a 2-D integer tensor (B, T), got " +
+                       shape_text(t.sizes()) + " " + c10::toString(t.scalar_type()));
+    }
+    *slot = t.to(torch::kInt64);
+  }
+  if (!ids.defined()) throw InputError("forward: the inputs have no input_ids");
+  const std::string arch = c.architectures.empty() ? "BertModel" : c.architectures[0];
+  std::shared_ptr<torch::nn::Module> model;
+  BertForPreTraining pretraining{nullptr};
+  BertClassifier classifier{nullptr};
+  BertModel base{nullptr};
+  if (arch == "BertForPreTraining") {
+    model = (pretraining = BertForPreTraining(c.options)).ptr();
+  } else if (arch == "BertForSequenceClassification" || arch == "BertForTokenClassification") {
+    const int64_t labels = c.labels.empty() ? 2 : static_cast<int64_t>(c.labels.size());
+    model = (classifier = BertClassifier(c.options, labels, arch == "BertForTokenClassification",
+                                         c.classifier_dropout))
+                .ptr();
+  } else {
+    model = (base = BertModel(c.options)).ptr();
+  }
+  const HfLoadReport report = load_hf_weights(*model, read_hf_weights(dir), dir, "bert");
+  for (const auto& name : report.unexpected) {
+    if (name.find("lora_") != std::string::npos) {
+      throw InputError(dir + " holds LoRA adapters (" + name +
+                       "); merge them first: nlpkit export --format hf " + path + " OUT_DIR");
+    }
+  }
+  if (!report.initialized.empty()) {
+    throw InputError(dir + " lacks weights the model needs: " + report.summary());
+  }
+  model->eval();
+  torch::NoGradGuard no_grad;
+  NamedTensors out;
+  auto add_model_outputs = [&](const BertModelOutput& o) {
+    out.emplace_back("last_hidden_state", o.last_hidden_state);
+    if (o.pooler_output.defined()) out.emplace_back("pooler_output", o.pooler_output);
+    for (size_t i = 0; i < o.hidden_states.size(); ++i) {
+      out.emplace_back("hidden_states." + std::to_string(i), o.hidden_states[i]);
+    }
+    for (size_t i = 0; i < o.attentions.size(); ++i) {
+      out.emplace_back("attentions." + std::to_string(i), o.attentions[i]);
+    }
+  };
+  try {
+    if (pretraining) {
+      BertPreTrainingOutput o = pretraining->forward(ids, mask, types, true, true);
+      add_model_outputs(o.bert);
+      out.emplace_back("prediction_logits", o.prediction_logits);
+      out.emplace_back("seq_relationship_logits", o.seq_relationship_logits);
+    } else if (classifier) {
+      BertModelOutput o;
+      torch::Tensor logits = classifier->forward(ids, mask, types, &o, true, true);
+      add_model_outputs(o);
+      out.emplace_back("logits", logits);
+    } else {
+      add_model_outputs(base->forward(ids, mask, types, true, true));
+    }
+  } catch (const c10::Error& e) {
+    throw InputError("forward: " + std::string(e.what_without_backtrace()));
+  }
+  for (auto& [name, t] : out) t = t.contiguous();
   return out;
 }
 

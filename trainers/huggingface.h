@@ -20,6 +20,11 @@
 
 namespace nlpkit {
 
+/// A model folder given by the user: a HuggingFace folder as it is, or an nlpkit run or
+/// checkpoints directory resolved to its latest checkpoint (whose config.json makes it a
+/// HuggingFace folder too). `what` names the argument in errors. "" stays "".
+std::string resolve_model_folder(const std::string& path, const std::string& what);
+
 /// A BERT config.json, mapped to BertOptions.
 struct HfBertConfig {
   BertOptions options;
@@ -75,5 +80,13 @@ HfLoadReport load_hf_weights(torch::nn::Module& model, NamedTensors weights,
 /// HuggingFace's BertForPreTraining lists (cls.predictions.decoder.weight/bias) when the model
 /// has the MLM head.
 NamedTensors hf_export_tensors(torch::nn::Module& model);
+
+/// `nlpkit forward`: runs the model of `dir` (resolve_model_folder; the head from config.json's
+/// architectures: BertForPreTraining, BertForSequenceClassification, BertForTokenClassification,
+/// else the bare BertModel) in eval mode on `inputs` (input_ids, optional attention_mask and
+/// token_type_ids) and returns every output under HuggingFace's names: last_hidden_state,
+/// pooler_output, hidden_states.0 .. hidden_states.L, attentions.0 .. attentions.{L-1}, and
+/// prediction_logits + seq_relationship_logits, or logits.
+NamedTensors hf_forward(const std::string& dir, const NamedTensors& inputs);
 
 }  // namespace nlpkit

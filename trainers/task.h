@@ -61,6 +61,11 @@ class Task {
   virtual std::string summary() const { return ""; }
   /// Writes what is needed besides the weights to rebuild the task (vocabulary, label names).
   virtual void save_artifacts(const std::string& dir) const = 0;
+  /// `nlpkit export --format hf`: writes the model as a HuggingFace folder into the empty
+  /// directory `dir` (config.json, model.safetensors, tokenizer files; LoRA merged).
+  virtual void export_huggingface(const std::string& dir) {
+    throw InputError("export --format hf: only BERT models have a HuggingFace format");
+  }
 };
 
 /// Builds the task named by config.task. With `artifacts_dir` (a checkpoint), vocabulary and

@@ -12,6 +12,7 @@
 #include "datasets/text_classification.h"
 #include "datasets/wordpiece.h"
 #include "modules/bert.h"
+#include "modules/lora.h"
 #include "trainers/huggingface.h"
 #include "trainers/metrics.h"
 #include "trainers/tasks/classification.h"
@@ -25,17 +26,6 @@ namespace {
 constexpr int64_t kIgnore = -100;
 
 // ---------------------------------------------------------------- shared set-up
-
-/// model.pretrained resolved: a HuggingFace folder, or the checkpoint an nlpkit run points to.
-std::string resolve_pretrained(const std::string& path) {
-  if (path.empty()) return "";
-  if (!fs::exists(path)) throw InputError("model.pretrained: folder not found: " + path);
-  if (fs::exists(fs::path(path) / "config.json")) return path;
-  if (fs::exists(fs::path(path) / "checkpoints") || fs::exists(fs::path(path) / "manifest.json")) {
-    return find_checkpoint(path);
-  }
-  return path;  // read_hf_bert_config names what is missing
-}
 
 /// do_lower_case from tokenizer_config.json when the folder has one.
 bool folder_lowercase(const std::string& dir, bool fallback) {
@@ -74,7 +64,7 @@ BertSetup make_setup(const ExperimentConfig& config, const std::string& artifact
   WordPieceOptions wo;
   wo.lower_case = config.tokenizer.lowercase;
   // The folder whose config.json and vocab.txt decide: the checkpoint, else the pretrained one.
-  s.pretrained = artifacts_dir.empty() ? resolve_pretrained(b.pretrained) : "";
+  s.pretrained = artifacts_dir.empty() ? resolve_model_folder(b.pretrained, "model.pretrained") : "";
   const std::string folder = !artifacts_dir.empty() ? artifacts_dir : s.pretrained;
   if (!folder.empty()) {
     HfBertConfig hf = read_hf_bert_config(folder);
@@ -174,6 +164,39 @@ class BertTaskBase : public Task {
     if (frozen > 0) std::cerr << "frozen: " << frozen << " parameter tensors\n";
   }
 
+  /// model.lora_rank > 0: adapters on the layers named by model.lora_targets; only they and
+  /// the task head (`head`, a regex over parameter names) train. Called for new runs and for
+  /// checkpoints alike, so that the adapter parameters exist when a checkpoint is loaded.
+  void apply_lora(torch::nn::Module& model, const std::string& head) {
+    const BertModelConfig& b = config_.model.bert;
+    if (b.lora_rank <= 0) return;
+    try {
+      const auto names = add_lora(
+          model, b.lora_targets, LoRAOptions().rank(b.lora_rank).alpha(b.lora_alpha).dropout(b.lora_dropout));
+      mark_only_lora_trainable(model, head);
+      std::cerr << "LoRA rank " << b.lora_rank << " on " << names.size() << " layers ("
+                << b.lora_targets << ")\n";
+    } catch (const c10::Error& e) {
+      throw ConfigError(std::string("model.lora_targets: ") + e.what_without_backtrace());
+    }
+    lora_head_ = head;
+  }
+
+  /// The adapters and the head alone (adapter.safetensors), beside the full model.
+  void save_adapters(const std::string& dir, const torch::nn::Module& model) const {
+    if (config_.model.bert.lora_rank <= 0) return;
+    save_safetensors(dir + "/adapter.safetensors", lora_state(model, lora_head_),
+                     {{"format", "pt"}, {"lora_targets", config_.model.bert.lora_targets}});
+  }
+
+  void export_huggingface(const std::string& dir) override {
+    merge_lora(*model());
+    save_artifacts(dir);
+    std::remove((dir + "/adapter.safetensors").c_str());
+    std::remove((dir + "/labels.json").c_str());
+    save_safetensors(dir + "/model.safetensors", hf_export_tensors(*model()), {{"format", "pt"}});
+  }
+
   /// l2sp * sum ||w - w_pretrained||^2 over the trainable pretrained weights (Li et al. 2018,
   /// "Explicit Inductive Bias for Transfer Learning with Convolutional Networks").
   torch::Tensor l2sp_penalty() const {
@@ -256,6 +279,7 @@ class BertTaskBase : public Task {
   torch::Device device_;
   BertSetup setup_;
   std::vector<std::pair<torch::Tensor, torch::Tensor>> anchors_;  // (weight, pretrained value)
+  std::string lora_head_;
 };
 
 // ---------------------------------------------------------------- masked_lm
@@ -282,8 +306,9 @@ class MaskedLMTask : public BertTaskBase {
     setup_ = make_setup(config, artifacts_dir, [&] { return train_docs; });
     model_ = BertForPreTraining(setup_.options);
     model_->reset_parameters(setup_.initializer_range);
+    if (artifacts_dir.empty()) start_from_pretrained(*model_);
+    apply_lora(*model_, "^cls\\.");
     if (artifacts_dir.empty()) {
-      start_from_pretrained(*model_);
       splits_[Split::kTrain] = make_examples(train_docs, config.seed);
       if (splits_[Split::kTrain].empty()) {
         throw InputError(config.data.train + ": no text long enough for a pretraining example");
@@ -421,6 +446,7 @@ class MaskedLMTask : public BertTaskBase {
 
   void save_artifacts(const std::string& dir) const override {
     write_hf_artifacts(dir, "BertForPreTraining", {});
+    save_adapters(dir, *model_);
   }
 
  private:
@@ -633,8 +659,9 @@ class BertClassificationTask : public BertTaskBase {
     }
     model_ = BertClassifier(setup_.options, labels_.size(), false, setup_.classifier_dropout);
     model_->reset_parameters(setup_.initializer_range);
+    if (artifacts_dir.empty()) start_from_pretrained(*model_);
+    apply_lora(*model_, "^classifier\\.");
     if (artifacts_dir.empty()) {
-      start_from_pretrained(*model_);
       splits_[Split::kTrain] = encode(train, config.data.train);
       if (has_split(Split::kValid)) split(Split::kValid);
       if (has_split(Split::kTest)) split(Split::kTest);
@@ -747,6 +774,7 @@ class BertClassificationTask : public BertTaskBase {
   void save_artifacts(const std::string& dir) const override {
     labels_.save(dir + "/labels.json");
     write_hf_artifacts(dir, "BertForSequenceClassification", labels_.names());
+    save_adapters(dir, *model_);
   }
 
  private:
