@@ -30,7 +30,7 @@ expect 0 "lr: 0.25" -- "$nlpkit" dump-config configs/tiny/classifier.yaml optimi
 expect 0 "| \`optimizer.lr\` |" -- "$nlpkit" dump-config --reference
 
 # A tiny end-to-end run: train, evaluate, predict.
-expect 0 "accuracy" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$run" trainer.progress=line
+expect 0 "accuracy" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$run" logging.progress=line
 [[ -f "$run/checkpoints/latest" && -f "$run/metrics.jsonl" && -f "$run/config.yaml" ]] && ok || bad "run files missing"
 grep -q '"split":"test"' "$run/metrics.jsonl" && ok || bad "no test record in metrics.jsonl"
 expect 0 "macro avg" -- "$nlpkit" evaluate "$run" --output "$tmp/eval.json"
@@ -42,7 +42,7 @@ out=$("$nlpkit" predict "$run" "$tmp/texts.txt" 2>/dev/null)
 expect 0 "resumed at step" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$run" trainer.epochs=4 --resume "$run"
 
 # Exact resume with the real classifier: 16 steps straight == 8 steps + resume + 8 steps.
-common=(configs/tiny/classifier.yaml trainer.max_steps=16 trainer.log_every=1 trainer.save_every=8 trainer.keep_last=5)
+common=(configs/tiny/classifier.yaml trainer.max_steps=16 logging.every=1 trainer.save_every=8 trainer.keep_last=5)
 "$nlpkit" train "${common[@]}" output_dir="$tmp/straight" >/dev/null 2>&1
 "$nlpkit" train "${common[@]}" output_dir="$tmp/resumed" --resume "$tmp/straight/checkpoints/step_00000008" >/dev/null 2>&1
 losses() { python3 -c "import json,sys; print([r['loss'] for r in map(json.loads, open(sys.argv[1])) if r['split']=='train' and r['step']>8])" "$1"; }
@@ -60,7 +60,7 @@ expect 0 "accuracy" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="
 expect 2 "$tmp/w2v_bad.txt:2:" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/w2v_bad" data.pretrained_embeddings="$tmp/w2v_bad.txt"
 
 # SIGINT saves a checkpoint and exits with 130; the run resumes from it.
-"$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/sig" trainer.epochs=100000 trainer.progress=line trainer.log_every=100000 >"$tmp/sig.log" 2>&1 &
+"$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/sig" trainer.epochs=100000 logging.progress=line logging.every=100000 >"$tmp/sig.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do grep -q "^device" "$tmp/sig.log" && break; sleep 0.1; done
 sleep 1
@@ -73,7 +73,7 @@ expect 0 "perplexity" -- "$nlpkit" train configs/tiny/lstm_lm.yaml output_dir="$
 expect 0 "perplexity" -- "$nlpkit" evaluate "$tmp/lm" --split valid
 out=$(printf 'the cat\n\n' | "$nlpkit" predict "$tmp/lm" - generation.max_tokens=4 2>/dev/null)
 [[ $(echo "$out" | wc -l) -eq 2 && "$out" == "the cat"* ]] && ok || bad "lm predict: $out"
-lm=(configs/tiny/lstm_lm.yaml trainer.max_steps=20 trainer.log_every=1 trainer.save_every=7 trainer.keep_last=5)
+lm=(configs/tiny/lstm_lm.yaml trainer.max_steps=20 logging.every=1 trainer.save_every=7 trainer.keep_last=5)
 "$nlpkit" train "${lm[@]}" output_dir="$tmp/lm_straight" >/dev/null 2>&1
 "$nlpkit" train "${lm[@]}" output_dir="$tmp/lm_resumed" --resume "$tmp/lm_straight/checkpoints/step_00000007" >/dev/null 2>&1
 lm_losses() { python3 -c "import json,sys; print([r['loss'] for r in map(json.loads, open(sys.argv[1])) if r['split']=='train' and r['step']>7])" "$1"; }
