@@ -50,6 +50,15 @@ class Task {
   /// `nlpkit predict`: one output line per input line (a label and its probability, generated
   /// text, ...).
   virtual std::vector<std::string> predict(const std::vector<std::string>& inputs) = 0;
+  /// `nlpkit predict --explain DIR`: writes into `out_dir` one picture per input of what the
+  /// model attended to and returns the paths. Tasks whose models have no attention to show
+  /// throw InputError.
+  virtual std::vector<std::string> explain(const std::vector<std::string>& inputs,
+                                           const std::string& out_dir) {
+    throw InputError(
+        "predict --explain: this task's model has no attention weights to draw (task "
+        "classification has)");
+  }
   /// Tensors the task carries from batch to batch (e.g. a language model's hidden state), saved
   /// in checkpoints so that a resumed run continues exactly.
   virtual NamedTensors state() const { return {}; }
