@@ -1,10 +1,10 @@
 // The nlpkit command line. The only place that parses arguments and the only place that catches:
 // one clear line on error, exit 2 for bad config or input, 1 for anything else.
 #include <CLI/CLI.hpp>
-
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
 #include <unistd.h>
@@ -16,6 +16,7 @@
 #include "trainers/config.h"
 #include "trainers/huggingface.h"
 #include "trainers/registry.h"
+#include "trainers/runs.h"
 #include "trainers/trainer.h"
 
 namespace fs = std::filesystem;
@@ -106,7 +107,7 @@ int cmd_evaluate(const std::string& checkpoint, const std::string& split_name_,
 }
 
 int cmd_predict(const std::string& checkpoint, const std::string& input,
-                const std::vector<std::string>& overrides) {
+                const std::vector<std::string>& overrides, const std::string& explain_dir) {
   auto task = load_task(checkpoint, overrides, nullptr);
   std::ifstream file;
   if (input != "-") {
@@ -116,6 +117,11 @@ int cmd_predict(const std::string& checkpoint, const std::string& input,
   std::istream& in = input == "-" ? std::cin : file;
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) lines.push_back(line);
+  // Pictures first: a task that cannot draw them fails before printing anything.
+  if (!explain_dir.empty()) {
+    const std::vector<std::string> written = task->explain(lines, explain_dir);
+    std::cerr << "wrote " << written.size() << " attention heatmap(s) to " << explain_dir << "\n";
+  }
   for (const auto& line : task->predict(lines)) std::cout << line << "\n";
   return 0;
 }
@@ -153,6 +159,30 @@ int cmd_forward(const std::string& model_dir, const std::string& inputs, const s
   const NamedTensors out = hf_forward(model_dir, in);
   save_safetensors(output, out, {{"format", "pt"}});
   std::cerr << "wrote " << output << " (" << out.size() << " tensors)\n";
+  return 0;
+}
+
+int cmd_plot(const std::vector<std::string>& run_dirs, const std::string& output,
+             const std::string& metrics_list) {
+  std::vector<std::string> metrics;
+  std::stringstream ss(metrics_list);
+  for (std::string m; std::getline(ss, m, ',');) {
+    if (!m.empty()) metrics.push_back(m);
+  }
+  // One run: its own plots/ folder; several: plots/ here.
+  const std::string out = !output.empty()        ? output
+                          : run_dirs.size() == 1 ? run_dirs[0] + "/plots"
+                                                 : "plots";
+  for (const auto& path : plot_runs(run_dirs, out, metrics)) std::cout << path << "\n";
+  return 0;
+}
+
+int cmd_runs_list(const std::vector<std::string>& dirs) {
+  std::vector<RunSummary> runs;
+  for (const auto& dir : dirs) {
+    for (const auto& run : find_runs(dir)) runs.push_back(summarize_run(run));
+  }
+  std::cout << format_runs_table(runs);
   return 0;
 }
 
@@ -210,6 +240,29 @@ int main(int argc, char** argv) {
   predict->add_option("checkpoint", checkpoint, "checkpoint or run directory")->required();
   predict->add_option("input", input, "text file, one input per line; - for stdin")->required();
   predict->add_option("overrides", overrides, "key.path=value overrides (e.g. generation.top_k=5)");
+  std::string explain_dir;
+  predict->add_option(
+      "--explain", explain_dir,
+      "also write a PNG heatmap of each input's attention weights into this folder");
+
+  std::vector<std::string> run_dirs;
+  std::string metrics_list;
+  auto* plot =
+      app.add_subcommand("plot", "PNG charts of loss and metrics against step, runs overlaid");
+  plot->add_option("runs", run_dirs, "run directories (each with metrics.jsonl)")->required();
+  plot->add_option(
+      "--output", output,
+      "folder for the PNG files (default: RUN_DIR/plots for one run, plots for several)");
+  plot->add_option("--metrics", metrics_list,
+                   "comma-separated metrics, e.g. loss,accuracy (default: every logged metric)");
+
+  auto* runs = app.add_subcommand("runs", "compare runs");
+  runs->require_subcommand(1);
+  auto* runs_list = runs->add_subcommand(
+      "list",
+      "a table of the runs under a directory: config differences, best metric, steps, time");
+  runs_list->add_option("dirs", run_dirs, "directories holding runs (or run directories)")
+      ->required();
 
   auto* dump = app.add_subcommand("dump-config", "print the resolved config");
   dump->add_option("config", config_path, "experiment YAML file");
@@ -256,7 +309,9 @@ int main(int argc, char** argv) {
   try {
     if (*train) return cmd_train(config_path, overrides, resume);
     if (*evaluate) return cmd_evaluate(checkpoint, split, data, output, overrides);
-    if (*predict) return cmd_predict(checkpoint, input, overrides);
+    if (*predict) return cmd_predict(checkpoint, input, overrides, explain_dir);
+    if (*plot) return cmd_plot(run_dirs, output, metrics_list);
+    if (*runs_list) return cmd_runs_list(run_dirs);
     if (*dump) return cmd_dump_config(config_path, overrides, reference);
     if (*list) {
       std::cout << format_registries();

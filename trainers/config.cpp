@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -347,7 +348,6 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
       .at_least(0);
   tr.add("l2", &c.trainer.l2, "L2 penalty on weights (not biases/norms) added to the loss")
       .at_least(0);
-  tr.add("log_every", &c.trainer.log_every, "log a line every N steps").at_least(1);
   tr.add("eval_every", &c.trainer.eval_every, "validate every N steps; 0 = off").at_least(0);
   tr.add("eval_each_epoch", &c.trainer.eval_each_epoch, "validate at the end of every epoch");
   tr.add("metric", &c.trainer.metric,
@@ -368,9 +368,23 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
   tr.add("max_nonfinite_steps", &c.trainer.max_nonfinite_steps,
          "stop after this many non-finite losses/gradients in a row (each is skipped)")
       .at_least(1);
-  tr.add("progress", &c.trainer.progress,
+
+  Section& lg = r.section("logging",
+                          "What a run reports: the console, metrics.jsonl and TensorBoard events "
+                          "in the run directory.");
+  lg.add("every", &c.logging.every,
+         "every N steps: a log line, a metrics.jsonl record and TensorBoard scalars")
+      .at_least(1);
+  lg.add("progress", &c.logging.progress,
          "auto (bar on a terminal, log lines otherwise), bar, line or none (silent)")
       .one_of({"auto", "bar", "line", "none"});
+  lg.add("jsonl", &c.logging.jsonl,
+         "write metrics.jsonl (read by `nlpkit plot` and `nlpkit runs list`)");
+  lg.add("tensorboard", &c.logging.tensorboard,
+         "write TensorBoard events (events.out.tfevents.*): scalars, the config as text");
+  lg.add("histograms_every", &c.logging.histograms_every,
+         "TensorBoard histograms of every weight and gradient every N steps; 0 = off")
+      .at_least(0);
 
   Section& g = r.section("generation", "Sampling text with `nlpkit predict` (language models).");
   g.add("max_tokens", &c.generation.max_tokens, "tokens generated after each prompt").at_least(1);
@@ -431,6 +445,13 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
 
 namespace {
 
+/// Keys that moved to another section: their error names the new place instead of a guess.
+const std::map<std::string, std::string>& moved_keys() {
+  static const std::map<std::string, std::string> moved = {
+      {"trainer.log_every", "logging.every"}, {"trainer.progress", "logging.progress"}};
+  return moved;
+}
+
 struct Reader {
   std::string file;
   std::set<std::string> overridden;  // key paths set on the command line
@@ -469,6 +490,8 @@ struct Reader {
         if (section.declare_type && key == "type") continue;
         if (kv.second.IsNull()) fail(at, path, "missing value");
         f->read(kv.second, where(kv.second, path), path);
+      } else if (auto moved = moved_keys().find(path); moved != moved_keys().end()) {
+        fail(at, path, "unknown key; it moved to '" + moved->second + "'");
       } else {
         std::string hint = did_you_mean(key, section.keys());
         fail(at, path,

@@ -143,7 +143,6 @@ struct TrainerConfig {
   double clip_grad_value = 0.0;
   double l1 = 0.0;
   double l2 = 0.0;
-  int64_t log_every = 50;
   int64_t eval_every = 0;
   bool eval_each_epoch = true;
   std::string metric = "accuracy";
@@ -155,7 +154,14 @@ struct TrainerConfig {
   bool keep_best = true;
   std::string resume = "none";
   int64_t max_nonfinite_steps = 10;
+};
+
+struct LoggingConfig {
+  int64_t every = 50;
   std::string progress = "auto";
+  bool jsonl = true;
+  bool tensorboard = true;
+  int64_t histograms_every = 0;
 };
 
 struct ExperimentConfig {
@@ -171,6 +177,7 @@ struct ExperimentConfig {
   OptimizerConfig optimizer;
   SchedulerConfig scheduler;
   TrainerConfig trainer;
+  LoggingConfig logging;
   GenerationConfig generation;
   FramesConfig frames;
 

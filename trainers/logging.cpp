@@ -5,6 +5,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "trainers/tensorboard.h"
+
 namespace nlpkit {
 
 std::string format_duration(double seconds) {
@@ -91,6 +93,31 @@ void MetricsLog::write(const nlohmann::json& record) {
   out_ << record.dump() << "\n";
   out_.flush();
   if (!out_) throw std::runtime_error("cannot write metrics log: " + path_);
+}
+
+RunLog::RunLog(const std::string& run_dir, bool jsonl, bool tensorboard) {
+  if (jsonl) jsonl_ = std::make_unique<MetricsLog>(run_dir + "/metrics.jsonl");
+  if (tensorboard) events_ = std::make_unique<EventWriter>(run_dir);
+}
+
+RunLog::~RunLog() = default;
+
+void RunLog::write(nlohmann::json record) {
+  const double now = unix_time();
+  if (events_) {
+    const std::string split = record.value("split", "train");
+    std::vector<std::pair<std::string, double>> scalars;
+    for (const auto& [name, value] : record.items()) {
+      if (name != "step" && name != "epoch" && value.is_number()) {
+        scalars.emplace_back(split + "/" + name, value.get<double>());
+      }
+    }
+    events_->add_scalars(scalars, record.value("step", int64_t{0}), now);
+  }
+  if (jsonl_) {
+    record["wall_time"] = now;
+    jsonl_->write(record);
+  }
 }
 
 }  // namespace nlpkit

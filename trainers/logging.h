@@ -2,11 +2,11 @@
 // interval otherwise, and metrics.jsonl in the run directory.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace nlpkit {
@@ -59,6 +59,28 @@ class MetricsLog {
  private:
   std::ofstream out_;
   std::string path_;
+};
+
+class EventWriter;
+
+/// Where the trainer's records go: metrics.jsonl and TensorBoard events in the run directory,
+/// each optional (logging.jsonl, logging.tensorboard).
+///   RunLog log("runs/x", /*jsonl=*/true, /*tensorboard=*/true);
+///   log.write({{"split", "train"}, {"step", 10}, {"loss", 0.71}});
+class RunLog {
+ public:
+  RunLog(const std::string& run_dir, bool jsonl, bool tensorboard);
+  ~RunLog();
+  /// `record` holds "split", "step" and numbers: one metrics.jsonl line (with "wall_time", Unix
+  /// seconds, added) and one TensorBoard event with a scalar "<split>/<name>" for every other
+  /// number but the epoch (e.g. train/loss, valid/accuracy).
+  void write(nlohmann::json record);
+  /// The event file, or null when TensorBoard is off.
+  EventWriter* events() { return events_.get(); }
+
+ private:
+  std::unique_ptr<MetricsLog> jsonl_;
+  std::unique_ptr<EventWriter> events_;
 };
 
 }  // namespace nlpkit

@@ -53,6 +53,15 @@ class Task {
   /// Learning-rate multiplier of the parameter called `name` (layer-wise decay, a faster new
   /// head); the trainer groups parameters by it.
   virtual double lr_scale(const std::string& name) const { return 1.0; }
+  /// `nlpkit predict --explain DIR`: writes into `out_dir` one picture per input of what the
+  /// model attended to and returns the paths. Tasks whose models have no attention to show
+  /// throw InputError.
+  virtual std::vector<std::string> explain(const std::vector<std::string>& inputs,
+                                           const std::string& out_dir) {
+    throw InputError(
+        "predict --explain: this task's model has no attention weights to draw (task "
+        "classification has)");
+  }
   /// Tensors the task carries from batch to batch (e.g. a language model's hidden state), saved
   /// in checkpoints so that a resumed run continues exactly.
   virtual NamedTensors state() const { return {}; }

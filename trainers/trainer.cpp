@@ -13,6 +13,7 @@
 #include "trainers/logging.h"
 #include "trainers/optim.h"
 #include "trainers/safetensors.h"
+#include "trainers/tensorboard.h"
 
 namespace nlpkit {
 namespace fs = std::filesystem;
@@ -111,10 +112,11 @@ nlohmann::json TrainerState::to_json() const {
           {"batch", batch},
           {"nonfinite_steps", nonfinite_steps},
           {"consecutive_nonfinite", consecutive_nonfinite},
-          {"best_metric", std::isnan(best_metric) ? nlohmann::json(nullptr)
-                                                  : nlohmann::json(best_metric)},
+          {"best_metric",
+           std::isnan(best_metric) ? nlohmann::json(nullptr) : nlohmann::json(best_metric)},
           {"best_step", best_step},
-          {"evals_without_improvement", evals_without_improvement}};
+          {"evals_without_improvement", evals_without_improvement},
+          {"elapsed_seconds", elapsed_seconds}};
 }
 
 TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string& source) {
@@ -128,6 +130,7 @@ TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string&
     s.best_metric = j.at("best_metric").is_null() ? NAN : j.at("best_metric").get<double>();
     s.best_step = j.at("best_step").get<int64_t>();
     s.evals_without_improvement = j.at("evals_without_improvement").get<int64_t>();
+    s.elapsed_seconds = j.value("elapsed_seconds", 0.0);  // absent before nlpkit 0.1 kept it
   } catch (const nlohmann::json::exception& e) {
     throw InputError(source + ": bad trainer state: " + e.what());
   }
@@ -180,6 +183,9 @@ int64_t Trainer::total_steps() {
 
 void Trainer::save_checkpoint() {
   const std::string name = checkpoint_name(state_.step);
+  state_.elapsed_seconds =
+      elapsed_base_ +
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - session_start_).count();
   nlohmann::json trainer_state = state_.to_json();
   trainer_state["rng_state"] = to_hex(cpu_rng_state());
   commit_checkpoint(checkpoint_root_, name, [&](const std::string& dir) {
@@ -218,7 +224,7 @@ void Trainer::resume_from(const std::string& dir) {
   set_cpu_rng_state(from_hex(j.at("rng_state").get<std::string>(), state_file));
 }
 
-bool Trainer::validate(ProgressReporter& progress, MetricsLog& log) {
+bool Trainer::validate(ProgressReporter& progress, RunLog& log) {
   if (!task_.has_split(Split::kValid) || validated_step_ == state_.step) return false;
   validated_step_ = state_.step;
   Evaluation eval = task_.evaluate(Split::kValid);
@@ -254,6 +260,19 @@ bool Trainer::validate(ProgressReporter& progress, MetricsLog& log) {
   return t.patience > 0 && state_.evals_without_improvement >= t.patience;
 }
 
+void Trainer::log_histograms(RunLog& log) {
+  EventWriter* events = log.events();
+  if (!events) return;
+  std::vector<std::pair<std::string, Histogram>> histograms;
+  for (const auto& p : model_->named_parameters()) {
+    histograms.emplace_back("weights/" + p.key(), make_histogram(p.value()));
+    if (p.value().grad().defined()) {
+      histograms.emplace_back("gradients/" + p.key(), make_histogram(p.value().grad()));
+    }
+  }
+  events->add_histograms(histograms, state_.step);
+}
+
 FitResult Trainer::fit() {
   const TrainerConfig& t = config_.trainer;
   fs::create_directories(run_dir_);
@@ -263,8 +282,19 @@ FitResult Trainer::fit() {
   } else if (t.resume != "none") {
     resume_from(find_checkpoint(t.resume));
   }
-  MetricsLog log(run_dir_ + "/metrics.jsonl");
-  ProgressReporter progress(t.progress);
+  elapsed_base_ = state_.elapsed_seconds;
+  session_start_ = std::chrono::steady_clock::now();
+  const LoggingConfig& logging = config_.logging;
+  RunLog log(run_dir_, logging.jsonl, logging.tensorboard);
+  if (EventWriter* events = log.events()) {
+    // A resumed run redraws the steps after its checkpoint: TensorBoard drops the old ones.
+    if (state_.step > 0) events->add_session_start(state_.step + 1);
+    std::string text;  // indented: a Markdown code block in TensorBoard's Text tab
+    std::istringstream lines(dump_config(config_));
+    for (std::string line; std::getline(lines, line);) text += "    " + line + "\n";
+    events->add_text("config", text, state_.step);
+  }
+  ProgressReporter progress(logging.progress);
   SignalScope signals;
   FitResult result;
   const int64_t total = total_steps();
@@ -356,7 +386,7 @@ FitResult Trainer::fit() {
     loss_sum += step_loss;
     ++loss_count;
 
-    const bool log_now = state_.step % t.log_every == 0 || state_.step == total;
+    const bool log_now = state_.step % logging.every == 0 || state_.step == total;
     const auto now = std::chrono::steady_clock::now();
     const double seconds = std::chrono::duration<double>(now - window_start).count();
     TrainProgress p{state_.step,           total,           display_epoch(), loss_sum / loss_count, lr,
@@ -371,6 +401,9 @@ FitResult Trainer::fit() {
                  {"ms_per_step", p.ms_per_step}});
       loss_sum = 0, loss_count = 0, tokens = 0, examples = 0;
       window_start = now;
+    }
+    if (logging.histograms_every > 0 && state_.step % logging.histograms_every == 0) {
+      log_histograms(log);
     }
     if (t.eval_every > 0 && state_.step % t.eval_every == 0) stop = validate(progress, log);
     if (t.save_every > 0 && state_.step % t.save_every == 0 && saved_step_ != state_.step) {

@@ -2,9 +2,9 @@
 // (lr_at, checkpoints, evaluation, logging) is small and tested alone.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
+#include <chrono>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "trainers/config.h"
@@ -14,7 +14,7 @@
 namespace nlpkit {
 
 class ProgressReporter;
-class MetricsLog;
+class RunLog;
 
 /// `auto` -> CUDA when available, else CPU; `cpu`, `cuda`, `cuda:N`. Throws ConfigError on a
 /// malformed value or when CUDA is asked for and not available.
@@ -34,6 +34,7 @@ struct TrainerState {
   double best_metric = NAN;
   int64_t best_step = -1;
   int64_t evals_without_improvement = 0;
+  double elapsed_seconds = 0;  // training time, summed over the sessions of a resumed run
   nlohmann::json to_json() const;
   static TrainerState from_json(const nlohmann::json& j, const std::string& source);
 };
@@ -63,7 +64,9 @@ class Trainer {
   /// Writes the checkpoint of the current step and prunes old ones (keeping the best).
   void save_checkpoint();
   /// Validates; updates best and early stopping. Returns true when training should stop.
-  bool validate(ProgressReporter& progress, MetricsLog& log);
+  bool validate(ProgressReporter& progress, RunLog& log);
+  /// TensorBoard histograms of every parameter and its gradient (logging.histograms_every).
+  void log_histograms(RunLog& log);
   int64_t total_steps();
   int64_t display_epoch() const;
 
@@ -78,6 +81,8 @@ class Trainer {
   int64_t validated_step_ = -1;  // step of the last validation (never validate twice)
   std::string run_dir_;
   std::string checkpoint_root_;
+  double elapsed_base_ = 0;  // elapsed_seconds when this session started
+  std::chrono::steady_clock::time_point session_start_ = std::chrono::steady_clock::now();
 };
 
 /// Loads a model's weights from a checkpoint directory (verifying its manifest) into `task`.

@@ -30,7 +30,7 @@ expect 0 "lr: 0.25" -- "$nlpkit" dump-config configs/tiny/classifier.yaml optimi
 expect 0 "| \`optimizer.lr\` |" -- "$nlpkit" dump-config --reference
 
 # A tiny end-to-end run: train, evaluate, predict.
-expect 0 "accuracy" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$run" trainer.progress=line
+expect 0 "accuracy" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$run" logging.progress=line
 [[ -f "$run/checkpoints/latest" && -f "$run/metrics.jsonl" && -f "$run/config.yaml" ]] && ok || bad "run files missing"
 grep -q '"split":"test"' "$run/metrics.jsonl" && ok || bad "no test record in metrics.jsonl"
 expect 0 "macro avg" -- "$nlpkit" evaluate "$run" --output "$tmp/eval.json"
@@ -38,11 +38,20 @@ python3 -c "import json,sys; d=json.load(open('$tmp/eval.json')); sys.exit(0 if 
 cut -f1 tests/data/tiny_cls/test.tsv | tail -n +2 > "$tmp/texts.txt"
 out=$("$nlpkit" predict "$run" "$tmp/texts.txt" 2>/dev/null)
 [[ $(echo "$out" | wc -l) -eq 16 && $(echo "$out" | grep -cE $'^(ham|spam)\t(0|1)\\.[0-9]{4}$') -eq 16 ]] && ok || bad "predict output: $out"
+# Seeing training: TensorBoard events, PNG charts, attention heatmaps.
+compgen -G "$run/events.out.tfevents.*" >/dev/null && ok || bad "no TensorBoard event file in $run"
+png_size() { python3 -c "import struct,sys; d=open(sys.argv[1],'rb').read(24); print(*struct.unpack('>II', d[16:24]) if d[:8]==b'\x89PNG\r\n\x1a\n' else 'not a PNG')" "$1"; }
+expect 0 "$tmp/plots/accuracy.png" -- "$nlpkit" plot "$run" --output "$tmp/plots" --metrics loss,accuracy
+[[ "$(png_size "$tmp/plots/loss.png")" == "800 500" && -f "$tmp/plots/accuracy.png" && ! -e "$tmp/plots/lr.png" ]] && ok || bad "plot files: $(ls "$tmp/plots")"
+expect 0 "$run/plots/grad_norm.png" -- "$nlpkit" plot "$run"
+expect 0 "wrote 16 attention heatmap(s) to $tmp/explain" -- "$nlpkit" predict --explain "$tmp/explain" "$run" "$tmp/texts.txt"
+[[ $(ls "$tmp/explain" | wc -l) -eq 16 && "$(png_size "$tmp/explain/doc_0016.png")" =~ ^[0-9]+\ [0-9]+$ ]] && ok || bad "explain files: $(ls "$tmp/explain" | head -3)"
+
 # Resume: a finished run resumed with more steps continues from its checkpoint.
 expect 0 "resumed at step" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$run" trainer.epochs=4 --resume "$run"
 
 # Exact resume with the real classifier: 16 steps straight == 8 steps + resume + 8 steps.
-common=(configs/tiny/classifier.yaml trainer.max_steps=16 trainer.log_every=1 trainer.save_every=8 trainer.keep_last=5)
+common=(configs/tiny/classifier.yaml trainer.max_steps=16 logging.every=1 trainer.save_every=8 trainer.keep_last=5)
 "$nlpkit" train "${common[@]}" output_dir="$tmp/straight" >/dev/null 2>&1
 "$nlpkit" train "${common[@]}" output_dir="$tmp/resumed" --resume "$tmp/straight/checkpoints/step_00000008" >/dev/null 2>&1
 losses() { python3 -c "import json,sys; print([r['loss'] for r in map(json.loads, open(sys.argv[1])) if r['split']=='train' and r['step']>8])" "$1"; }
@@ -60,7 +69,7 @@ expect 0 "accuracy" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="
 expect 2 "$tmp/w2v_bad.txt:2:" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/w2v_bad" data.pretrained_embeddings="$tmp/w2v_bad.txt"
 
 # SIGINT saves a checkpoint and exits with 130; the run resumes from it.
-"$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/sig" trainer.epochs=100000 trainer.progress=line trainer.log_every=100000 >"$tmp/sig.log" 2>&1 &
+"$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/sig" trainer.epochs=100000 logging.progress=line logging.every=100000 >"$tmp/sig.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do grep -q "^device" "$tmp/sig.log" && break; sleep 0.1; done
 sleep 1
@@ -73,12 +82,17 @@ expect 0 "perplexity" -- "$nlpkit" train configs/tiny/lstm_lm.yaml output_dir="$
 expect 0 "perplexity" -- "$nlpkit" evaluate "$tmp/lm" --split valid
 out=$(printf 'the cat\n\n' | "$nlpkit" predict "$tmp/lm" - generation.max_tokens=4 2>/dev/null)
 [[ $(echo "$out" | wc -l) -eq 2 && "$out" == "the cat"* ]] && ok || bad "lm predict: $out"
-lm=(configs/tiny/lstm_lm.yaml trainer.max_steps=20 trainer.log_every=1 trainer.save_every=7 trainer.keep_last=5)
+lm=(configs/tiny/lstm_lm.yaml trainer.max_steps=20 logging.every=1 trainer.save_every=7 trainer.keep_last=5)
 "$nlpkit" train "${lm[@]}" output_dir="$tmp/lm_straight" >/dev/null 2>&1
 "$nlpkit" train "${lm[@]}" output_dir="$tmp/lm_resumed" --resume "$tmp/lm_straight/checkpoints/step_00000007" >/dev/null 2>&1
 lm_losses() { python3 -c "import json,sys; print([r['loss'] for r in map(json.loads, open(sys.argv[1])) if r['split']=='train' and r['step']>7])" "$1"; }
 [[ -f "$tmp/lm_straight/checkpoints/step_00000007/task_state.safetensors" && "$(lm_losses "$tmp/lm_straight/metrics.jsonl")" == "$(lm_losses "$tmp/lm_resumed/metrics.jsonl")" ]] &&
   cmp -s "$tmp/lm_straight/checkpoints/step_00000020/model.safetensors" "$tmp/lm_resumed/checkpoints/step_00000020/model.safetensors" && ok || bad "lm resume is not exact"
+# Run comparison: every run above, the config keys that differ between them as columns.
+out=$("$nlpkit" runs list "$tmp" 2>&1)
+[[ $? -eq 0 && "$out" == run* && "$out" == *language_model* && "$out" == *data.on_error* && "$out" == *"straight "* ]] && ok || bad "runs list: $out"
+expect 2 "predict --explain: this task's model has no attention weights to draw" -- "$nlpkit" predict --explain "$tmp/lm_explain" "$tmp/lm" "$tmp/texts.txt"
+[[ ! -e "$tmp/lm_explain" ]] && ok || bad "a failed --explain left $tmp/lm_explain behind"
 expect 2 "model.type: 'lstm' is not a classifier" -- "$nlpkit" train configs/tiny/lstm_lm.yaml task=classification output_dir="$tmp/badrun"
 expect 2 "model.type: 'text_cnn_bilstm_attention' is not a language model" -- "$nlpkit" train configs/tiny/classifier.yaml task=language_model output_dir="$tmp/badrun"
 expect 2 "model.nonlinearity: unknown key" -- "$nlpkit" train configs/tiny/lstm_lm.yaml model.nonlinearity=relu
@@ -101,6 +115,15 @@ cp -r "$run" "$tmp/broken"
 ckpt=$(cat "$tmp/broken/checkpoints/latest")
 printf 'garbage' >> "$tmp/broken/checkpoints/$ckpt/model.safetensors"
 expect 2 "$tmp/broken/checkpoints/$ckpt/model.safetensors" -- "$nlpkit" evaluate "$tmp/broken"
+expect 2 "trainer.log_every: unknown key; it moved to 'logging.every'" -- "$nlpkit" train configs/tiny/classifier.yaml trainer.log_every=3
+expect 2 "run directory not found: $tmp/nope" -- "$nlpkit" plot "$tmp/nope"
+mkdir -p "$tmp/not_a_run"
+expect 2 "no metrics.jsonl in $tmp/not_a_run" -- "$nlpkit" plot "$tmp/not_a_run"
+[[ ! -e "$tmp/not_a_run/plots" ]] && ok || bad "a failed plot left $tmp/not_a_run/plots behind"
+expect 2 "plot: no run logged the metric 'acc'; logged: loss, accuracy" -- "$nlpkit" plot "$run" --metrics acc
+expect 2 "runs directory not found: $tmp/nope" -- "$nlpkit" runs list "$tmp/nope"
+expect 2 "no runs under $tmp/not_a_run" -- "$nlpkit" runs list "$tmp/not_a_run"
+expect 2 "nlpkit --help" -- "$nlpkit" runs
 expect 2 "unknown data set 'imagenet'" -- "$nlpkit" data prepare imagenet
 expect 2 "nlpkit --help" -- "$nlpkit" frobnicate
 expect 2 "nlpkit --help" -- "$nlpkit" train

@@ -48,6 +48,20 @@ TEST(Config, UnknownKeySuggestsTheClosest) {
   EXPECT_EQ(error_of("zzz: 1\n"), "x.yaml:1:1: zzz: unknown key");
 }
 
+TEST(Config, MovedKeysNameTheirNewPlace) {
+  EXPECT_EQ(error_of("trainer:\n  log_every: 5\n"),
+            "x.yaml:2:3: trainer.log_every: unknown key; it moved to 'logging.every'");
+  EXPECT_EQ(error_of("", {"trainer.progress=line"}),
+            "command line: trainer.progress: unknown key; it moved to 'logging.progress'");
+  ExperimentConfig c = parse_config("logging: {every: 5, tensorboard: false}\n", "x.yaml",
+                                    {"logging.histograms_every=10"});
+  EXPECT_EQ(c.logging.every, 5);
+  EXPECT_FALSE(c.logging.tensorboard);
+  EXPECT_TRUE(c.logging.jsonl);
+  EXPECT_EQ(c.logging.histograms_every, 10);
+  EXPECT_EQ(c.logging.progress, "auto");
+}
+
 TEST(Config, WrongTypesNameFileLineAndKey) {
   EXPECT_EQ(error_of("optimizer:\n  lr: fast\n"),
             "x.yaml:2:7: optimizer.lr: expected a number, found 'fast'");

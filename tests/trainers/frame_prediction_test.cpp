@@ -58,7 +58,7 @@ class FramePredictionTest : public TempDirTest {
     c.trainer.save_every = 2;
     c.trainer.metric = "mse";
     c.trainer.metric_mode = "min";
-    c.trainer.progress = "none";
+    c.logging.progress = "none";
     c.output_dir = (dir_ / run).string();
     return c;
   }

@@ -5,8 +5,10 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "datasets/batching.h"
+#include "tests/trainers/tfevents_reader.h"
 #include "trainers/checkpoint.h"
 #include "trainers/safetensors.h"
 
@@ -68,7 +70,7 @@ class ToyTask : public Task {
 ExperimentConfig toy_config(const std::string& dir) {
   ExperimentConfig c;
   c.output_dir = dir;
-  c.trainer.progress = "none";
+  c.logging.progress = "none";
   c.trainer.max_steps = 12;
   c.trainer.save_every = 6;
   c.trainer.keep_last = 10;
@@ -272,6 +274,150 @@ TEST(Trainer, CorruptCheckpointIsReportedOnResume) {
     EXPECT_NE(std::string(e.what()).find(ckpt + "/model.safetensors"), std::string::npos)
         << e.what();
   }
+}
+
+std::vector<std::string> event_files(const std::string& dir) {
+  std::vector<std::string> files;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().filename().string().rfind("events.out.tfevents.", 0) == 0) {
+      files.push_back(entry.path().string());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+std::vector<nlohmann::json> jsonl(const std::string& path) {
+  std::vector<nlohmann::json> records;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) records.push_back(nlohmann::json::parse(line));
+  return records;
+}
+
+TEST(Trainer, TensorBoardEventsHoldEveryLoggedMetric) {
+  namespace tfe = testing_tfevents;
+  const std::string dir = fresh_dir("tensorboard");
+  ToyTask task(1);
+  ExperimentConfig c = toy_config(dir);
+  c.logging.every = 3;
+  c.logging.histograms_every = 4;
+  c.trainer.eval_every = 4;
+  c.trainer.eval_each_epoch = false;
+  Trainer(c, task, torch::kCPU).fit();
+
+  const std::vector<std::string> files = event_files(dir);
+  ASSERT_EQ(files.size(), 1u);
+  const std::vector<tfe::Event> events = tfe::read_events(files[0]);
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events[0].file_version, "brain.Event:2");
+
+  // Every number of every metrics.jsonl record is a scalar "<split>/<name>" at its step, and
+  // there is no other scalar.
+  const auto scalars = tfe::scalars(events);
+  size_t expected = 0;
+  std::set<std::string> splits;
+  for (const auto& record : jsonl(dir + "/metrics.jsonl")) {
+    const std::string split = record.at("split");
+    splits.insert(split);
+    const int64_t step = record.at("step");
+    EXPECT_GT(record.at("wall_time").get<double>(), 1.6e9);
+    for (const auto& [name, value] : record.items()) {
+      if (name == "step" || name == "epoch" || name == "wall_time" || !value.is_number()) continue;
+      ++expected;
+      const std::string tag = split + "/" + name;
+      ASSERT_TRUE(scalars.count(tag) && scalars.at(tag).count(step)) << tag << " at " << step;
+      EXPECT_EQ(scalars.at(tag).at(step), static_cast<float>(value.get<double>())) << tag;
+    }
+  }
+  EXPECT_EQ(splits, (std::set<std::string>{"train", "valid"}));
+  size_t found = 0;
+  for (const auto& [tag, by_step] : scalars) found += by_step.size();
+  EXPECT_EQ(found, expected);
+  EXPECT_EQ(scalars.at("train/loss").size(), 4u);  // steps 3, 6, 9, 12
+  EXPECT_EQ(scalars.at("valid/loss").size(), 3u);  // steps 4, 8, 12
+
+  // The resolved config as a text summary: a Markdown code block (indented lines).
+  std::string config_text;
+  std::map<int64_t, std::set<std::string>> histograms;
+  for (const auto& e : events) {
+    for (const auto& v : e.values) {
+      if (v.tag == "config") {
+        EXPECT_EQ(v.plugin, "text");
+        EXPECT_EQ(v.dtype, 7u);
+        ASSERT_EQ(v.strings.size(), 1u);
+        config_text = v.strings[0];
+      }
+      if (v.has_histo) {
+        histograms[e.step].insert(v.tag);
+        EXPECT_GT(v.num, 0) << v.tag;
+        double total = 0;
+        for (double b : v.bucket) total += b;
+        EXPECT_EQ(total, v.num) << v.tag;
+      }
+    }
+  }
+  std::string indented;
+  std::istringstream lines(dump_config(c));
+  for (std::string line; std::getline(lines, line);) indented += "    " + line + "\n";
+  EXPECT_EQ(config_text, indented);
+  // Weights and gradients of every parameter at steps 4, 8 and 12.
+  std::set<std::string> tags;
+  for (const auto& p : task.model()->named_parameters()) {
+    tags.insert("weights/" + p.key());
+    tags.insert("gradients/" + p.key());
+  }
+  ASSERT_EQ(histograms.size(), 3u);
+  for (int64_t step : {4, 8, 12}) EXPECT_EQ(histograms[step], tags) << step;
+}
+
+TEST(Trainer, ResumedRunWritesASessionStartInANewEventFile) {
+  namespace tfe = testing_tfevents;
+  const std::string dir = fresh_dir("tensorboard_resume");
+  ToyTask task(1);
+  Trainer(toy_config(dir), task, torch::kCPU).fit();
+  ToyTask again(1);
+  ExperimentConfig c = toy_config(dir);
+  c.trainer.resume = dir + "/checkpoints/" + checkpoint_name(6);
+  Trainer(c, again, torch::kCPU).fit();
+  const std::vector<std::string> files = event_files(dir);
+  ASSERT_EQ(files.size(), 2u);
+  const std::vector<tfe::Event> events = tfe::read_events(files[1]);
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_TRUE(events[1].session_start);
+  EXPECT_EQ(events[1].step, 7);  // TensorBoard drops the first run's steps >= 7
+}
+
+TEST(Trainer, LoggingSwitches) {
+  const std::string dir = fresh_dir("logging_off");
+  ToyTask task(1);
+  ExperimentConfig c = toy_config(dir);
+  c.logging.jsonl = false;
+  c.logging.tensorboard = false;
+  Trainer(c, task, torch::kCPU).fit();
+  EXPECT_FALSE(fs::exists(dir + "/metrics.jsonl"));
+  EXPECT_TRUE(event_files(dir).empty());
+  EXPECT_TRUE(fs::exists(dir + "/checkpoints/latest"));
+}
+
+TEST(Trainer, CheckpointsSumTheTrainingTime) {
+  const std::string dir = fresh_dir("elapsed");
+  ToyTask task(1);
+  FitResult r = Trainer(toy_config(dir), task, torch::kCPU).fit();
+  EXPECT_GT(r.state.elapsed_seconds, 0);
+  std::ifstream in(dir + "/checkpoints/" + checkpoint_name(12) + "/trainer_state.json");
+  nlohmann::json state;
+  in >> state;
+  EXPECT_GT(state.at("elapsed_seconds").get<double>(), 0);
+  // A resumed run adds its own time to the checkpoint's.
+  ToyTask again(1);
+  ExperimentConfig c = toy_config(dir);
+  c.trainer.max_steps = 13;
+  c.trainer.resume = dir + "/checkpoints/" + checkpoint_name(12);
+  FitResult more = Trainer(c, again, torch::kCPU).fit();
+  EXPECT_GT(more.state.elapsed_seconds, state.at("elapsed_seconds").get<double>());
+  // Checkpoints written before elapsed_seconds existed still load.
+  state.erase("elapsed_seconds");
+  EXPECT_EQ(TrainerState::from_json(state, "old.json").elapsed_seconds, 0);
 }
 
 }  // namespace

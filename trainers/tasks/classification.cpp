@@ -1,13 +1,16 @@
 #include "trainers/tasks/classification.h"
 
 #include <filesystem>
+#include <sstream>
 
 #include "datasets/batching.h"
+#include "datasets/png.h"
 #include "datasets/text_classification.h"
 #include "datasets/tokenizers.h"
 #include "datasets/vocab.h"
 #include "modules/text_classifier.h"
 #include "trainers/metrics.h"
+#include "trainers/plot.h"
 #include "trainers/registry.h"
 #include "trainers/tasks/bert.h"
 
@@ -156,6 +159,44 @@ class ClassificationTask : public Task {
     return out;
   }
 
+  /// One heatmap per document: its sentences (as encode_document keeps them, labelled with
+  /// their first words) against the sentence attention weights.
+  std::vector<std::string> explain(const std::vector<std::string>& texts,
+                                   const std::string& out_dir) override {
+    torch::NoGradGuard no_grad;
+    model_->eval();
+    std::filesystem::create_directories(out_dir);
+    std::vector<std::string> written;
+    for (size_t i = 0; i < texts.size(); ++i) {
+      EncodedSplit data;
+      data.docs.push_back(encode_document(texts[i], *tokenizer_, vocab_, hierarchy_));
+      DocumentBatch b = collate(data, {0});
+      TextClassifierOutput out = model_->forward(b.ids, b.word_mask, b.sentence_mask);
+      const torch::Tensor p = torch::softmax(out.logits.to(torch::kFloat), -1).cpu()[0];
+      const int64_t label = p.argmax().item<int64_t>();
+      const std::vector<std::string> sentences = sentence_beginnings(texts[i]);
+      const auto d = static_cast<int64_t>(sentences.size());
+      TORCH_CHECK(d == out.attention.size(1), "classification: ", d, " sentence labels for ",
+                  out.attention.size(1), " attention weights");
+      HeatmapOptions options;
+      char title[96];
+      std::snprintf(title, sizeof title, "document %zu: %s (p=%.2f)", i + 1,
+                    labels_.name(label).c_str(), p[label].item<double>());
+      options.title = title;
+      options.row_labels = sentences;
+      options.column_labels = {"attention"};
+      options.cell_width = text_width("attention") + 8;
+      options.annotate = true;
+      options.vmin = 0;  // and vmax the largest weight, so that one document shows contrast
+      char name[32];
+      std::snprintf(name, sizeof name, "doc_%04zu.png", i + 1);
+      const std::string path = (std::filesystem::path(out_dir) / name).string();
+      write_png(path, render_heatmap(out.attention[0].cpu().unsqueeze(1), options));  // (D, 1)
+      written.push_back(path);
+    }
+    return written;
+  }
+
   std::string summary() const override {
     std::string out = "data:";
     for (const auto& [s, data] : splits_) {
@@ -174,6 +215,23 @@ class ClassificationTask : public Task {
   }
 
  private:
+  /// The first words of each sentence that encode_document keeps (the same sentences, in the
+  /// same order), "(no words)" for a document without any.
+  std::vector<std::string> sentence_beginnings(const std::string& text) const {
+    std::vector<std::string> out;
+    for (const std::string& sentence : split_sentences(text)) {
+      if (static_cast<int64_t>(out.size()) >= hierarchy_.max_sentences) break;
+      if (tokenizer_->tokenize(sentence).empty()) continue;
+      std::istringstream words(sentence);
+      std::string beginning;
+      std::string word;
+      for (int k = 0; k < 5 && words >> word; ++k) beginning += (k ? " " : "") + word;
+      out.push_back(beginning);
+    }
+    if (out.empty()) out.push_back("(no words)");
+    return out;
+  }
+
   static std::vector<int64_t> identity(int64_t n) {
     std::vector<int64_t> v(n);
     std::iota(v.begin(), v.end(), 0);
