@@ -44,6 +44,8 @@ struct TokenizerConfig {
   std::string type = "whitespace";
   bool lowercase = true;
   bool split_punctuation = true;
+  /// wordpiece: the vocab.txt (one token per line; `nlpkit tokenizer train` writes one).
+  std::string vocab;
 };
 
 struct DataConfig {
