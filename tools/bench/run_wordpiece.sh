@@ -71,9 +71,13 @@ if cmp -s "$tmp/cpp.txt" "$tmp/py.txt"; then echo "tokens: identical"; else echo
 import json, sys
 c, p = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 print(f"{c['texts']} texts, {c['bytes'] / 1e6:.1f} MB, {c['tokens']} tokens")
-print(f"nlpkit tokenize: {c['tokenize_tokens_per_s']:>10,} tokens/s  "
-      f"({c['tokenize_tokens_per_s'] / p['tokens_per_s']:.1f}x Python)")
-print(f"nlpkit encode:   {c['encode_tokens_per_s']:>10,} tokens/s  "
-      f"({c['encode_tokens_per_s'] / p['tokens_per_s']:.1f}x Python)")
-print(f"Python port:     {p['tokens_per_s']:>10,} tokens/s")
+print(f"{'':<26}{'tokens/s':>10} {'x Python':>9} {'tokens/CPU s':>13} {'x Python':>9}")
+rows = [("nlpkit tokenize (strings)", c["tokenize_tokens_per_s"], c["tokenize_tokens_per_cpu_s"]),
+        ("nlpkit encode (ids)", c["encode_tokens_per_s"], None),
+        ("Python BertTokenizer port", p["tokens_per_s"], p["tokens_per_cpu_s"])]
+for name, wall, cpu in rows:
+    line = f"{name:<26}{wall:>10,} {wall / p['tokens_per_s']:>8.1f}x"
+    if cpu:
+        line += f" {cpu:>13,} {cpu / p['tokens_per_cpu_s']:>8.1f}x"
+    print(line)
 PY
