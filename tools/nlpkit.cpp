@@ -1,16 +1,21 @@
 // The nlpkit command line. The only place that parses arguments and the only place that catches:
 // one clear line on error, exit 2 for bad config or input, 1 for anything else.
 #include <CLI/CLI.hpp>
-#include <filesystem>
-#include <fstream>
-#include <iostream>
-#include <sstream>
-#include <thread>
 
 #include <unistd.h>
 
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "datasets/file_io.h"
 #include "datasets/frames.h"
 #include "datasets/spam_assassin.h"
+#include "datasets/wordpiece.h"
 #include "trainers/allocator.h"
 #include "trainers/checkpoint.h"
 #include "trainers/config.h"
@@ -210,6 +215,65 @@ int cmd_data_prepare(const std::string& name, const std::string& out) {
   return 0;
 }
 
+/// `nlpkit tokenizer` learns and applies subword vocabularies; WordPiece is the one type so far.
+void check_tokenizer_type(const std::string& type) {
+  if (type != "wordpiece") {
+    throw InputError("tokenizer: unknown --type '" + type + "'; supported: wordpiece");
+  }
+}
+
+int cmd_tokenizer_train(const std::string& type, const std::string& corpus, int64_t vocab_size,
+                        const std::string& output, bool lowercase, int64_t min_frequency) {
+  check_tokenizer_type(type);
+  const std::string text = nlpkit::detail::read_file(corpus, "corpus");
+  std::vector<std::string> lines;
+  nlpkit::detail::for_each_line(text,
+                                [&](std::string_view line, int64_t) { lines.emplace_back(line); });
+  WordPieceOptions options;
+  options.lower_case = lowercase;
+  const auto start = std::chrono::steady_clock::now();
+  auto seconds = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  std::string last_stage;
+  int64_t last_tenth = -1;
+  auto progress = [&](const char* stage, int64_t done, int64_t total) {
+    const int64_t tenth = total > 0 ? 10 * done / total : 10;
+    if (stage == last_stage && tenth == last_tenth) return;  // one line per 10%
+    last_stage = stage;
+    last_tenth = tenth;
+    char line[160];
+    std::snprintf(line, sizeof line, "tokenizer train: %s %lld/%lld (%.1f s)\n",
+                  last_stage == "count" ? "reading lines" : "vocabulary", (long long)done,
+                  (long long)total, seconds());
+    std::cerr << line << std::flush;
+  };
+  const std::vector<std::string> vocab =
+      train_wordpiece(lines, vocab_size, options, min_frequency, progress);
+  WordPieceTokenizer(vocab, options).save_vocab(output);
+  std::cerr << "wrote " << output << " (" << vocab.size() << " tokens)\n";
+  return 0;
+}
+
+int cmd_tokenizer_encode(const std::string& type, const std::string& vocab, bool lowercase,
+                         bool add_special_tokens) {
+  check_tokenizer_type(type);
+  WordPieceOptions options;
+  options.lower_case = lowercase;
+  const auto tokenizer = WordPieceTokenizer::from_file(vocab, options);
+  for (std::string line; std::getline(std::cin, line);) {
+    const std::vector<int64_t> ids = add_special_tokens
+                                         ? tokenizer.encode_pair(line, nullptr, 0, false).input_ids
+                                         : tokenizer.encode(line);
+    nlohmann::ordered_json out;
+    out["tokens"] = nlohmann::json::array();
+    for (int64_t id : ids) out["tokens"].push_back(tokenizer.id_to_token(id));
+    out["ids"] = ids;
+    std::cout << out.dump() << "\n";
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -293,6 +357,29 @@ int main(int argc, char** argv) {
   prepare->add_option("name", name, "data set: spam_assassin or moving_mnist")->required();
   prepare->add_option("--out", out, "output directory (default: data/<name>)");
 
+  auto* tokenizer = app.add_subcommand("tokenizer", "learn or apply a subword vocabulary");
+  tokenizer->require_subcommand(1);
+  std::string tokenizer_type, corpus, vocab, vocab_out = "vocab.txt";
+  int64_t vocab_size = 0, min_frequency = 2;
+  bool lowercase = true, add_special_tokens = false;
+  auto* tok_train = tokenizer->add_subcommand(
+      "train", "learn a vocabulary from a text file (one or more sentences per line)");
+  tok_train->add_option("--type", tokenizer_type, "tokenizer type: wordpiece")->required();
+  tok_train->add_option("corpus", corpus, "text file to learn from")->required();
+  tok_train->add_option("--vocab-size", vocab_size, "entries, special tokens included")->required();
+  tok_train->add_option("--output", vocab_out, "vocab.txt to write (default: vocab.txt)");
+  tok_train->add_flag("--lowercase,!--no-lowercase", lowercase,
+                      "lowercase and strip accents first, as BERT uncased (default)");
+  tok_train->add_option("--min-frequency", min_frequency,
+                        "merge only pairs seen at least this often (default: 2)");
+  auto* tok_encode = tokenizer->add_subcommand(
+      "encode", "tokenize each line of standard input; one JSON {tokens, ids} per line");
+  tok_encode->add_option("--type", tokenizer_type, "tokenizer type: wordpiece")->required();
+  tok_encode->add_option("--vocab", vocab, "vocab.txt")->required();
+  tok_encode->add_flag("--lowercase,!--no-lowercase", lowercase,
+                       "lowercase and strip accents first, as BERT uncased (default)");
+  tok_encode->add_flag("--add-special-tokens", add_special_tokens, "wrap in [CLS] ... [SEP]");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -320,6 +407,13 @@ int main(int argc, char** argv) {
     if (*prepare) return cmd_data_prepare(name, out);
     if (*export_cmd) return cmd_export(format, checkpoint, out);
     if (*forward) return cmd_forward(checkpoint, inputs_path, output);
+    if (*tok_train) {
+      return cmd_tokenizer_train(tokenizer_type, corpus, vocab_size, vocab_out, lowercase,
+                                 min_frequency);
+    }
+    if (*tok_encode) {
+      return cmd_tokenizer_encode(tokenizer_type, vocab, lowercase, add_special_tokens);
+    }
   } catch (const InputError& e) {
     std::cerr << "error: " << e.what() << "\n";
     return kBadInput;

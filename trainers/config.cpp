@@ -264,14 +264,17 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
   if (typed_keys) m.declare_type(m);
 
   Section& t = r.section("tokenizer", "How text becomes tokens.");
-  t.add("type", &c.tokenizer.type, "whitespace (words; CJK split into characters) or char")
+  t.add("type", &c.tokenizer.type,
+        "whitespace (words; CJK split into characters), char, or wordpiece (BERT's subwords)")
       .one_of(registry_names(tokenizer_registry()));
-  t.add("vocab", &c.tokenizer.vocab,
-        "wordpiece: vocab.txt; empty = the pretrained model's, or learned from data.train "
-        "(data.max_vocab_size entries, 0 = 8000)");
-  t.add("lowercase", &c.tokenizer.lowercase, "lowercase the text first");
+  t.add("lowercase", &c.tokenizer.lowercase,
+        "lowercase the text first (wordpiece: and strip accents, as BERT uncased does)");
   t.add("split_punctuation", &c.tokenizer.split_punctuation,
         "whitespace tokenizer: punctuation marks become tokens of their own");
+  t.add("vocab", &c.tokenizer.vocab,
+        "wordpiece: vocab.txt, one token per line (nlpkit tokenizer train writes one); for "
+        "model.type bert empty = the pretrained model's, or learned from data.train "
+        "(data.max_vocab_size entries, 0 = 8000)");
 
   Section& d = r.section("data", "Data files and batching.");
   d.add("train", &c.data.train, "training file (.tsv, .csv or .jsonl)");

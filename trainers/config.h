@@ -70,10 +70,10 @@ struct ModelConfig {
 
 struct TokenizerConfig {
   std::string type = "whitespace";
-  /// wordpiece: vocab.txt; empty = learned from the training data (or the pretrained folder's).
-  std::string vocab;
   bool lowercase = true;
   bool split_punctuation = true;
+  /// wordpiece: the vocab.txt (one token per line; `nlpkit tokenizer train` writes one).
+  std::string vocab;
 };
 
 struct DataConfig {

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "datasets/wordpiece.h"
 #include "trainers/tasks/bert.h"
 #include "trainers/tasks/classification.h"
 #include "trainers/tasks/frame_prediction.h"
@@ -192,6 +193,17 @@ std::unique_ptr<Tokenizer> build_char(const TokenizerConfig& c) {
   return std::make_unique<CharTokenizer>(c.lowercase);
 }
 
+std::unique_ptr<Tokenizer> build_wordpiece(const TokenizerConfig& c) {
+  if (c.vocab.empty()) {
+    throw ConfigError(
+        "tokenizer.vocab: tokenizer.type wordpiece needs a vocab.txt (nlpkit tokenizer train "
+        "--type wordpiece CORPUS.txt --vocab-size N writes one)");
+  }
+  WordPieceOptions options;
+  options.lower_case = c.lowercase;
+  return std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_file(c.vocab, options));
+}
+
 }  // namespace
 
 const std::vector<ModelEntry>& model_registry() {
@@ -250,6 +262,9 @@ const std::vector<TokenizerEntry>& tokenizer_registry() {
       {"whitespace", "words split on whitespace; CJK characters and (optionally) punctuation "
                      "become tokens of their own",
        build_whitespace},
+      {"wordpiece",
+       "BERT's WordPiece subwords over tokenizer.vocab, as HuggingFace's BertTokenizer",
+       build_wordpiece},
   };
   return table;
 }

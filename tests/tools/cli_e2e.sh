@@ -97,6 +97,29 @@ expect 2 "model.type: 'lstm' is not a classifier" -- "$nlpkit" train configs/tin
 expect 2 "model.type: 'text_cnn_bilstm_attention' is not a language model" -- "$nlpkit" train configs/tiny/classifier.yaml task=language_model output_dir="$tmp/badrun"
 expect 2 "model.nonlinearity: unknown key" -- "$nlpkit" train configs/tiny/lstm_lm.yaml model.nonlinearity=relu
 
+# WordPiece: learn a vocab.txt, encode standard input (one JSON object per line), bad input.
+printf 'the cat sat on the mat\nthe dog sat on the log\nthe cat and the dog\n' > "$tmp/corpus.txt"
+expect 0 "wrote $tmp/vocab.txt (33 tokens)" -- "$nlpkit" tokenizer train --type wordpiece "$tmp/corpus.txt" --vocab-size 33 --min-frequency 1 --output "$tmp/vocab.txt"
+[[ "$(head -5 "$tmp/vocab.txt" | tr '\n' ' ')" == "[PAD] [UNK] [CLS] [SEP] [MASK] " && $(wc -l < "$tmp/vocab.txt") -eq 33 ]] && ok || bad "tokenizer train: $(head -8 "$tmp/vocab.txt" | tr '\n' ' ')"
+out=$(printf 'the cat\n' | "$nlpkit" tokenizer encode --type wordpiece --vocab "$tmp/vocab.txt" 2>&1)
+[[ "$out" == '{"tokens":["the","cat"],"ids":['*']}' ]] && ok || bad "encode with a learnt vocab: $out"
+golden=tests/data/golden/wordpiece_basic/vocab.txt
+out=$(printf 'Hello, World!\n[MASK]ed Café\n' | "$nlpkit" tokenizer encode --type wordpiece --vocab "$golden" 2>&1)
+[[ "$out" == '{"tokens":["he","##ll","##o",",","world","!"],"ids":[419,2365,205,16,461,5]}
+{"tokens":["[MASK]","ed","ca","##f","##e"],"ids":[4,1145,531,196,195]}' ]] && ok || bad "tokenizer encode: $out"
+out=$(printf 'Hello\n' | "$nlpkit" tokenizer encode --type wordpiece --vocab "$golden" --no-lowercase --add-special-tokens 2>&1)
+[[ "$out" == '{"tokens":["[CLS]","He","##ll","##o","[SEP]"],"ids":[2,2145,2365,205,3]}' ]] && ok || bad "tokenizer encode --no-lowercase --add-special-tokens: $out"
+expect 2 "error: corpus file not found: $tmp/none.txt" -- "$nlpkit" tokenizer train --type wordpiece "$tmp/none.txt" --vocab-size 100
+expect 2 "error: tokenizer: unknown --type 'bpe'; supported: wordpiece" -- "$nlpkit" tokenizer train --type bpe "$tmp/corpus.txt" --vocab-size 100
+expect 2 "error: WordPiece vocab_size must be at least 6" -- "$nlpkit" tokenizer train --type wordpiece "$tmp/corpus.txt" --vocab-size 3 --output "$tmp/small.txt"
+[[ ! -e "$tmp/small.txt" ]] && ok || bad "a failed tokenizer train left $tmp/small.txt behind"
+expect 2 "error: vocab file not found: $tmp/none.txt" -- "$nlpkit" tokenizer encode --type wordpiece --vocab "$tmp/none.txt"
+printf '[PAD]\n[CLS]\n[SEP]\n[MASK]\nhello\n' > "$tmp/no_unk.txt"
+expect 2 "error: $tmp/no_unk.txt: WordPiece vocabulary lacks [UNK]" -- "$nlpkit" tokenizer encode --type wordpiece --vocab "$tmp/no_unk.txt"
+expect 2 "error: tokenizer: unknown --type 'char'; supported: wordpiece" -- "$nlpkit" tokenizer encode --type char --vocab "$golden"
+expect 2 "nlpkit --help" -- "$nlpkit" tokenizer encode --vocab "$golden"
+expect 2 "tokenizer.vocab: tokenizer.type wordpiece needs a vocab.txt" -- "$nlpkit" train configs/tiny/classifier.yaml tokenizer.type=wordpiece output_dir="$tmp/badrun"
+
 # Errors: one line, exit 2 for bad config or input.
 expect 2 "config file not found: nope.yaml" -- "$nlpkit" train nope.yaml
 printf 'model:\n  hiden_size: 3\n' > "$tmp/typo.yaml"

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/test_util.h"
 #include "trainers/registry.h"
 
 namespace nlpkit {
@@ -132,8 +133,8 @@ TEST(Registry, TablesAreSortedAndListed) {
   EXPECT_TRUE(sorted(registry_names(scheduler_registry())));
   EXPECT_TRUE(sorted(registry_names(tokenizer_registry())));
   const std::string listed = format_registries();
-  for (const char* name : {"text_cnn_bilstm_attention", "classification", "adamw", "sgd",
-                           "cosine", "inverse_sqrt", "whitespace", "char"}) {
+  for (const char* name : {"text_cnn_bilstm_attention", "classification", "adamw", "sgd", "cosine",
+                           "inverse_sqrt", "whitespace", "char", "wordpiece"}) {
     EXPECT_NE(listed.find(name), std::string::npos) << name;
   }
   try {
@@ -142,6 +143,24 @@ TEST(Registry, TablesAreSortedAndListed) {
   } catch (const ConfigError& e) {
     EXPECT_STREQ(e.what(), "unknown optimizer type 'lion'; registered: adam, adamw, sgd");
   }
+}
+
+TEST(Registry, WordpieceTokenizerFromConfig) {
+  const std::string vocab =
+      std::string(NLPKIT_SOURCE_DIR) + "/tests/data/golden/wordpiece_basic/vocab.txt";
+  ExperimentConfig c =
+      parse_config("tokenizer: {type: wordpiece, vocab: " + vocab + "}\n", "x.yaml");
+  const auto& entry = find_entry(tokenizer_registry(), c.tokenizer.type, "tokenizer type");
+  EXPECT_EQ(entry.build(c.tokenizer)->tokenize("Information, World"),
+            (std::vector<std::string>{"information", ",", "world"}));
+  c.tokenizer.lowercase = false;
+  EXPECT_EQ(entry.build(c.tokenizer)->tokenize("Information"),
+            (std::vector<std::string>{"Information"}));
+  c.tokenizer.vocab = "";
+  EXPECT_ERROR(entry.build(c.tokenizer),
+               "tokenizer.vocab: tokenizer.type wordpiece needs a vocab.txt");
+  c.tokenizer.vocab = "/nonexistent/vocab.txt";
+  EXPECT_ERROR(entry.build(c.tokenizer), "vocab file not found: /nonexistent/vocab.txt");
 }
 
 }  // namespace

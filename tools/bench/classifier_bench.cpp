@@ -33,6 +33,7 @@
 #include "trainers/allocator.h"
 #include "modules/text_classifier.h"
 #include "tools/bench/recurrent_bench.h"
+#include "tools/bench/wordpiece_bench.h"
 #include "trainers/optim.h"
 #include "trainers/safetensors.h"
 
@@ -75,7 +76,8 @@ const char* const kUsage =
     "                    [--max-sentence-length N] [--vocab-size N] [--num-classes N]\n"
     "                    [--embedding-dim N] [--cnn-hidden-size N] [--kernel-sizes 2,3,4]\n"
     "                    [--hidden-size N] [--num-layers N] [--dropout X]\n"
-    "       nlpkit_bench recurrent lstm|lm|convlstm [options]  (nlpkit_bench recurrent --help)\n";
+    "       nlpkit_bench recurrent lstm|lm|convlstm [options]  (nlpkit_bench recurrent --help)\n"
+    "       nlpkit_bench wordpiece --vocab VOCAB [--no-lowercase] [--repeat N] FILE.tsv...\n";
 
 std::vector<int64_t> parse_list(const std::string& text) {
   std::vector<int64_t> values;
@@ -345,6 +347,7 @@ int main(int argc, char** argv) {
   // The first argument picks the benchmark; without one it is the classifier's.
   const std::string bench = argc >= 2 ? argv[1] : "";
   if (bench == "recurrent") return nlpkit::bench::recurrent_main(argc - 1, argv + 1);
+  if (bench == "wordpiece") return nlpkit::bench::wordpiece_main(argc - 1, argv + 1);
   if (bench == "classifier") {
     --argc;
     ++argv;
