@@ -55,10 +55,15 @@ int cmd_train(const std::string& config_path, const std::vector<std::string>& ov
   std::cerr << "device " << device << " | threads " << torch::get_num_threads() << " | run "
             << config.run_dir() << "\n";
   auto task = make_task(config, "", device);
-  int64_t parameters = 0;
-  for (const auto& p : task->model()->parameters()) parameters += p.numel();
+  int64_t parameters = 0, trainable = 0;
+  for (const auto& p : task->model()->parameters()) {
+    parameters += p.numel();
+    if (p.requires_grad()) trainable += p.numel();
+  }
   std::cerr << task->summary() << "\n"
-            << "model " << config.model.type << " | " << parameters << " parameters\n";
+            << "model " << config.model.type << " | " << parameters << " parameters"
+            << (trainable < parameters ? " (" + std::to_string(trainable) + " trainable)" : "")
+            << "\n";
   Trainer trainer(config, *task, device);
   FitResult result = trainer.fit();
   std::cerr << "checkpoint " << result.last_checkpoint << "\n";

@@ -289,8 +289,10 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
   d.add("batch_size", &c.data.batch_size, "training examples per batch").at_least(1);
   d.add("eval_batch_size", &c.data.eval_batch_size, "examples per evaluation batch").at_least(1);
   d.add("shuffle", &c.data.shuffle, "reshuffle the training set every epoch (seeded)");
-  d.add("min_freq", &c.data.min_freq, "vocabulary: drop tokens seen fewer times").at_least(1);
-  d.add("max_vocab_size", &c.data.max_vocab_size, "vocabulary: keep the most frequent; 0 = all")
+  d.add("min_freq", &c.data.min_freq, "vocabulary: drop tokens seen fewer times (bert: least frequency of a learned "
+        "WordPiece merge, at least 2)").at_least(1);
+  d.add("max_vocab_size", &c.data.max_vocab_size, "vocabulary: keep the most frequent; 0 = all (bert: size of the WordPiece "
+        "vocabulary learned when tokenizer.vocab is empty; 0 = 8000)")
       .at_least(0);
   d.add("max_sentences", &c.data.max_sentences, "documents: keep the first N sentences")
       .at_least(1);

@@ -90,8 +90,8 @@ void declare_bert(Section& s, ModelConfig& c) {
   s.add("freeze_layers", &b.freeze_layers, "fine-tuning: do not train the first N layers")
       .at_least(0);
   s.add("layer_lr_decay", &b.layer_lr_decay,
-        "layer-wise lr decay: layer l of L gets lr * decay^(L - l), embeddings decay^(L + 1); "
-        "1 = off")
+        "layer-wise lr decay: encoder layer i (0-based) of L gets lr * decay^(L - i), the "
+        "embeddings lr * decay^(L + 1), pooler and head lr; 1 = off")
       .greater_than(0)
       .at_most(1);
   s.add("head_lr", &b.head_lr, "learning rate of the task head; 0 = optimizer.lr").at_least(0);

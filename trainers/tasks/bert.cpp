@@ -90,7 +90,7 @@ BertSetup make_setup(const ExperimentConfig& config, const std::string& artifact
       std::cerr << "learning a " << size << "-entry WordPiece vocabulary from " << config.data.train
                 << "\n";
       s.tokenizer = std::make_unique<WordPieceTokenizer>(
-          train_wordpiece(texts(), size, wo, /*min_frequency=*/2), wo);
+          train_wordpiece(texts(), size, wo, std::max<int64_t>(2, config.data.min_freq)), wo);
     }
     s.options = b.options;
     s.options.vocab_size(s.tokenizer->vocab_size()).pad_id(s.tokenizer->pad_id());

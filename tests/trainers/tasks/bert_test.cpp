@@ -1,0 +1,240 @@
+#include "trainers/tasks/bert.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+
+#include "modules/lora.h"
+#include "tests/test_util.h"
+#include "trainers/huggingface.h"
+#include "trainers/registry.h"
+#include "trainers/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace nlpkit {
+namespace {
+
+const std::string kSrc = NLPKIT_SOURCE_DIR;
+const std::string kFixture = kSrc + "/tests/data/golden/bert_pretraining_tiny";
+
+class BertTaskTest : public TempDirTest {
+ protected:
+  ExperimentConfig config(const std::string& file, std::vector<std::string> overrides) {
+    std::vector<std::string> base = {
+        "data.train=" + kSrc + "/tests/data/tiny_cls/train.tsv",
+        "data.valid=" + kSrc + "/tests/data/tiny_cls/valid.tsv",
+        "data.test=\"\"",
+        "output_dir=" + (dir_ / "run").string(),
+        "logging.progress=none",
+        "logging.tensorboard=false",
+        "device=cpu"};
+    base.insert(base.end(), overrides.begin(), overrides.end());
+    return load_config(kSrc + "/configs/tiny/" + file, base);
+  }
+
+  FitResult train(const ExperimentConfig& c, std::unique_ptr<Task>* task_out = nullptr) {
+    seed_everything(c.seed);
+    auto task = make_task(c, "", torch::kCPU);
+    FitResult r = Trainer(c, *task, torch::kCPU).fit();
+    if (task_out) *task_out = std::move(task);
+    return r;
+  }
+};
+
+TEST_F(BertTaskTest, MaskedLmLearnsAndEvaluates) {
+  ExperimentConfig c = config("bert_mlm.yaml", {"trainer.epochs=6"});
+  std::unique_ptr<Task> task;
+  FitResult r = train(c, &task);
+  ASSERT_GE(r.losses.size(), 40u);
+  EXPECT_LT(r.losses.back(), r.losses.front() - 1.0);  // MLM + NSP loss falls
+  Evaluation e = task->evaluate(Split::kValid);
+  for (const char* m : {"loss", "mlm_loss", "perplexity", "mlm_accuracy", "nsp_accuracy"}) {
+    EXPECT_TRUE(e.metrics.count(m)) << m;
+  }
+  EXPECT_NEAR(e.metrics["perplexity"], std::exp(e.metrics["mlm_loss"]), 1e-9);
+  EXPECT_GT(e.metrics["mlm_accuracy"], 0.05);
+  // Evaluation masks are fixed: the same numbers twice.
+  EXPECT_EQ(task->evaluate(Split::kValid).metrics["mlm_loss"], e.metrics["mlm_loss"]);
+  // predict fills [MASK] and lists candidates.
+  const auto lines = task->predict({"free [MASK] prize", "no mask here"});
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find('\t'), std::string::npos);
+  EXPECT_EQ(lines[1].find('\t'), std::string::npos);
+}
+
+TEST_F(BertTaskTest, CheckpointIsAHuggingFaceFolderAndFineTunesWithLoraAndDecay) {
+  FitResult pre = train(config("bert_mlm.yaml", {"trainer.epochs=1"}));
+  const std::string ckpt = pre.last_checkpoint;
+  for (const char* f : {"config.json", "vocab.txt", "tokenizer_config.json", "model.safetensors"}) {
+    EXPECT_TRUE(fs::exists(ckpt + "/" + f)) << f;
+  }
+  EXPECT_EQ(read_hf_bert_config(ckpt).architectures, std::vector<std::string>{"BertForPreTraining"});
+
+  ExperimentConfig c = config(
+      "bert_classifier.yaml",
+      {"model.pretrained=" + (dir_ / "run").string(), "output_dir=" + (dir_ / "ft").string(),
+       "model.lora_rank=2", "model.layer_lr_decay=0.5", "model.head_lr=0.006",
+       "trainer.epochs=1"});
+  seed_everything(c.seed);
+  auto task = make_task(c, "", torch::kCPU);
+  // Pretrained encoder weights arrived (the classifier head is new).
+  std::map<std::string, torch::Tensor> saved;
+  for (auto& [n, t] : load_safetensors(ckpt + "/model.safetensors").tensors) saved[n] = t;
+  const NamedTensors state = module_state(*task->model());
+  for (const auto& [name, t] : state) {
+    if (saved.count(name)) EXPECT_TRUE(t.equal(saved[name])) << name;
+  }
+  // Only adapters and the head train; lr scales follow the depth.
+  for (const auto& p : task->model()->named_parameters()) {
+    const bool lora = p.key().find("lora_") != std::string::npos;
+    const bool head = p.key().rfind("classifier.", 0) == 0;
+    EXPECT_EQ(p.value().requires_grad(), lora || head) << p.key();
+  }
+  EXPECT_DOUBLE_EQ(task->lr_scale("classifier.weight"), 2.0);  // 0.006 / 0.003
+  EXPECT_DOUBLE_EQ(task->lr_scale("bert.pooler.dense.weight"), 1.0);
+  EXPECT_DOUBLE_EQ(task->lr_scale("bert.encoder.layer.1.output.dense.weight"), 0.5);
+  EXPECT_DOUBLE_EQ(task->lr_scale("bert.encoder.layer.0.output.dense.weight"), 0.25);
+  EXPECT_DOUBLE_EQ(task->lr_scale("bert.embeddings.word_embeddings.weight"), 0.125);
+  FitResult ft = Trainer(c, *task, torch::kCPU).fit();
+  EXPECT_TRUE(fs::exists(ft.last_checkpoint + "/adapter.safetensors"));
+
+  // Export merges the adapters; the exported folder gives the fine-tuned model's outputs.
+  const std::string out = (dir_ / "export").string();
+  fs::create_directories(out);
+  auto reloaded = make_task(load_config(ft.last_checkpoint + "/config.yaml"), ft.last_checkpoint,
+                            torch::kCPU);
+  load_weights(*reloaded, ft.last_checkpoint);
+  reloaded->model()->eval();
+  auto ids = torch::tensor({{2, 10, 11, 12, 3}}, torch::kInt64);
+  torch::Tensor before;
+  {
+    torch::NoGradGuard no_grad;
+    before = reloaded->model()->as<BertClassifier>()->forward(ids);
+  }
+  reloaded->export_huggingface(out);
+  for (const auto& [name, t] : load_safetensors(out + "/model.safetensors").tensors) {
+    EXPECT_EQ(name.find("lora_"), std::string::npos) << name;
+  }
+  NamedTensors result = hf_forward(out, {{"input_ids", ids}});
+  torch::Tensor logits;
+  for (auto& [name, t] : result) {
+    if (name == "logits") logits = t;
+  }
+  ASSERT_TRUE(logits.defined());
+  EXPECT_TRUE(torch::allclose(logits, before, 1e-5, 1e-6));
+  EXPECT_FALSE(fs::exists(out + "/adapter.safetensors"));
+}
+
+TEST_F(BertTaskTest, FreezingAndL2SpNeedAndUseThePretrainedWeights) {
+  train(config("bert_mlm.yaml", {"trainer.epochs=1"}));
+  ExperimentConfig c = config("bert_classifier.yaml",
+                              {"model.pretrained=" + (dir_ / "run").string(),
+                               "output_dir=" + (dir_ / "ft").string(), "model.freeze_layers=1",
+                               "model.freeze_embeddings=true", "model.l2sp=0.5",
+                               "trainer.epochs=1"});
+  seed_everything(c.seed);
+  auto task = make_task(c, "", torch::kCPU);
+  for (const auto& p : task->model()->named_parameters()) {
+    const bool frozen = p.key().rfind("bert.embeddings.", 0) == 0 ||
+                        p.key().rfind("bert.encoder.layer.0.", 0) == 0;
+    EXPECT_EQ(p.value().requires_grad(), !frozen) << p.key();
+  }
+  // At the pretrained weights the L2-SP penalty is zero; moving a weight costs l2sp * d^2.
+  task->model()->eval();  // no dropout: the two losses differ by the penalty alone
+  const StepOutput at_start = task->train_step(0, 0);
+  torch::Tensor w;
+  for (const auto& p : task->model()->named_parameters()) {
+    if (p.key() == "bert.encoder.layer.1.output.dense.bias") w = p.value();
+  }
+  {
+    torch::NoGradGuard no_grad;
+    w[0].add_(2.0);
+  }
+  const double moved = task->train_step(0, 0).loss.item<double>();
+  {
+    torch::NoGradGuard no_grad;
+    w[0].sub_(2.0);
+  }
+  // 0.5 * 2^2 = 2 from the penalty; the cross-entropy moves a little with the weight too.
+  EXPECT_NEAR(moved - at_start.loss.item<double>(), 2.0, 0.3);
+
+  ExperimentConfig scratch = config("bert_classifier.yaml", {"model.l2sp=0.5"});
+  EXPECT_ERROR(make_task(scratch, "", torch::kCPU), "model.l2sp: needs model.pretrained");
+}
+
+TEST_F(BertTaskTest, FineTunesAHuggingFaceFolder) {
+  // The fixture's BERT (vocab 100) with a 100-entry vocab.txt of our own beside it.
+  const fs::path hf = dir_ / "hf";
+  fs::create_directories(hf);
+  fs::copy_file(kFixture + "/config.json", hf / "config.json");
+  fs::copy_file(kFixture + "/model.safetensors", hf / "model.safetensors");
+  std::string vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n";
+  for (char ch = 'a'; ch <= 'z'; ++ch) vocab += std::string(1, ch) + "\n##" + ch + "\n";
+  for (int i = 0; i < 43; ++i) vocab += "w" + std::to_string(i) + "\n";
+  write("hf/vocab.txt", vocab);
+  ExperimentConfig c = config("bert_classifier.yaml",
+                              {"model.pretrained=" + hf.string(), "data.max_length=32",
+                               "trainer.max_steps=2"});
+  FitResult r = train(c);
+  EXPECT_EQ(r.losses.size(), 2u);
+  // A vocab.txt larger than the model's vocabulary is refused.
+  write("hf/vocab.txt", vocab + "extra1\nextra2\n");
+  EXPECT_ERROR(make_task(c, "", torch::kCPU), "more than config.json's vocab_size 100");
+  // A folder without vocab.txt.
+  fs::remove(hf / "vocab.txt");
+  EXPECT_ERROR(make_task(c, "", torch::kCPU), "has no vocab.txt");
+  // max_length beyond the position embeddings (64).
+  write("hf/vocab.txt", vocab);
+  EXPECT_ERROR(make_task(config("bert_classifier.yaml", {"model.pretrained=" + hf.string(),
+                                                          "data.max_length=100"}),
+                         "", torch::kCPU),
+               "data.max_length (100) exceeds the model's max_position_embeddings (64)");
+  // A vocab.txt without [UNK].
+  write("hf/vocab.txt", "[PAD]\n[CLS]\n[SEP]\n[MASK]\na\n");
+  EXPECT_ERROR(make_task(c, "", torch::kCPU), "[UNK]");
+}
+
+TEST_F(BertTaskTest, BertNeedsTheWordPieceTokenizer) {
+  EXPECT_ERROR(make_task(config("bert_classifier.yaml", {"tokenizer.type=whitespace"}), "",
+                         torch::kCPU),
+               "tokenizer.type: model.type bert needs the wordpiece tokenizer");
+  EXPECT_ERROR(make_task(config("classifier.yaml", {"task=masked_lm"}), "", torch::kCPU),
+               "task masked_lm takes bert, got 'text_cnn_bilstm_attention'");
+}
+
+TEST(BertForward, MatchesTheFixtureUnderHuggingFaceNames) {
+  std::map<std::string, torch::Tensor> io;
+  for (auto& [name, t] : load_safetensors(kFixture + "/io.safetensors").tensors) io[name] = t;
+  NamedTensors out = hf_forward(kFixture, {{"input_ids", io["in/input_ids"]},
+                                           {"attention_mask", io["in/attention_mask"]},
+                                           {"token_type_ids", io["in/token_type_ids"]}});
+  std::map<std::string, torch::Tensor> got(out.begin(), out.end());
+  std::vector<std::string> names;
+  for (const auto& [name, t] : out) names.push_back(name);
+  EXPECT_EQ(names, (std::vector<std::string>{
+                       "last_hidden_state", "pooler_output", "hidden_states.0", "hidden_states.1",
+                       "hidden_states.2", "attentions.0", "attentions.1", "prediction_logits",
+                       "seq_relationship_logits"}));
+  for (const auto& [ours, theirs] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"hidden_states.0", "out/embedding_output"},
+           {"hidden_states.2", "out/layer1"},
+           {"pooler_output", "out/pooler_output"},
+           {"prediction_logits", "out/prediction_logits"},
+           {"seq_relationship_logits", "out/seq_relationship_logits"}}) {
+    EXPECT_LT((got[ours] - io[theirs]).abs().max().item<double>(), 1e-5) << ours;
+  }
+  EXPECT_EQ(got["attentions.0"].sizes(), (std::vector<int64_t>{2, 4, 10, 10}));
+  EXPECT_ERROR(hf_forward(kFixture, {{"input_ids", torch::full({1, 3}, 100, torch::kInt64)}}),
+               "token ids must be in [0, 100), got [100, 100]");
+  EXPECT_ERROR(hf_forward(kFixture, {{"input_ids", torch::ones({1, 65}, torch::kInt64)}}),
+               "sequence length 65 exceeds max_position_embeddings (64)");
+  EXPECT_ERROR(hf_forward(kFixture, {{"ids", torch::ones({1, 3}, torch::kInt64)}}),
+               "unknown input 'ids'");
+}
+
+}  // namespace
+}  // namespace nlpkit
