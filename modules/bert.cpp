@@ -10,7 +10,8 @@ torch::Tensor bert_activation(const torch::Tensor& x, const std::string& name) {
   if (name == "gelu_new") return torch::gelu(x, "tanh");
   if (name == "relu") return torch::relu(x);
   if (name == "tanh") return torch::tanh(x);
-  TORCH_CHECK(false, "BERT: unknown activation '", name, "' (expected gelu, gelu_new, relu or tanh)");
+  TORCH_CHECK(false, "BERT: unknown activation '", name,
+              "' (expected gelu, gelu_new, relu or tanh)");
 }
 
 torch::Tensor bert_additive_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype) {
@@ -85,10 +86,10 @@ void BertEmbeddingsImpl::reset() {
   const int64_t h = options.hidden_size();
   word_embeddings = register_module(
       "word_embeddings",
-      torch::nn::Embedding(torch::nn::EmbeddingOptions(options.vocab_size(), h)
-                               .padding_idx(options.pad_id())));
-  position_embeddings = register_module(
-      "position_embeddings", torch::nn::Embedding(options.max_position_embeddings(), h));
+      torch::nn::Embedding(
+          torch::nn::EmbeddingOptions(options.vocab_size(), h).padding_idx(options.pad_id())));
+  position_embeddings = register_module("position_embeddings",
+                                        torch::nn::Embedding(options.max_position_embeddings(), h));
   token_type_embeddings =
       register_module("token_type_embeddings", torch::nn::Embedding(options.type_vocab_size(), h));
   layer_norm = register_module("LayerNorm", make_layer_norm(options));
@@ -100,7 +101,7 @@ void BertEmbeddingsImpl::reset() {
 torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids,
                                           const torch::Tensor& token_type_ids) {
   const int64_t t = input_ids.size(1);
-  const torch::Tensor positions = position_ids.slice(1, 0, t);  // (1, T)
+  const torch::Tensor positions = position_ids.slice(1, 0, t);                    // (1, T)
   torch::Tensor x = word_embeddings(input_ids) + position_embeddings(positions);  // (B, T, H)
   x = token_type_ids.defined() ? x + token_type_embeddings(token_type_ids)
                                : x + token_type_embeddings->weight[0];
@@ -141,8 +142,9 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden,
     scores = torch::baddbmm(mask, q.reshape({b * heads, t, hd}),
                             k.reshape({b * heads, t, hd}).transpose(1, 2), 1.0, scale);
   } else {
-    scores = torch::bmm(q.reshape({b * heads, t, hd}), k.reshape({b * heads, t, hd}).transpose(1, 2))
-                 .mul_(scale);
+    scores =
+        torch::bmm(q.reshape({b * heads, t, hd}), k.reshape({b * heads, t, hd}).transpose(1, 2))
+            .mul_(scale);
   }
   torch::Tensor p = torch::softmax(scores, -1);  // (B*heads, T, T)
   if (probs) *probs = p.view({b, heads, t, t});
@@ -227,22 +229,22 @@ void BertModelImpl::reset() {
   embeddings = register_module("embeddings", BertEmbeddings(options));
   encoder = register_module("encoder", BertEncoder(options));
   if (options.add_pooling_layer()) {
-    pooler = register_module(
-        "pooler", BertDense(options.hidden_size(), options.hidden_size(), "tanh"));
+    pooler =
+        register_module("pooler", BertDense(options.hidden_size(), options.hidden_size(), "tanh"));
   }
   reset_parameters();
 }
 
 void BertModelImpl::reset_parameters(double initializer_range) {
-  init_bert_weights(*this, initializer_range, options.pad_id(), embeddings->word_embeddings->weight);
+  init_bert_weights(*this, initializer_range, options.pad_id(),
+                    embeddings->word_embeddings->weight);
 }
 
 BertModelOutput BertModelImpl::forward(const torch::Tensor& input_ids,
                                        const torch::Tensor& attention_mask,
                                        const torch::Tensor& token_type_ids,
                                        bool output_hidden_states, bool output_attentions) {
-  TORCH_CHECK(input_ids.dim() == 2, "BertModel: input_ids must be (B, T), got ",
-              input_ids.sizes());
+  TORCH_CHECK(input_ids.dim() == 2, "BertModel: input_ids must be (B, T), got ", input_ids.sizes());
   const int64_t t = input_ids.size(1);
   TORCH_CHECK(t <= options.max_position_embeddings(), "BertModel: sequence length ", t,
               " exceeds max_position_embeddings (", options.max_position_embeddings(), ")");
@@ -330,8 +332,7 @@ BertPreTrainingHeadsImpl::BertPreTrainingHeadsImpl(BertOptions options_)
 
 void BertPreTrainingHeadsImpl::reset() {
   predictions = register_module("predictions", BertLMHead(options));
-  seq_relationship =
-      register_module("seq_relationship", LoRALinear(options.hidden_size(), 2));
+  seq_relationship = register_module("seq_relationship", LoRALinear(options.hidden_size(), 2));
 }
 
 BertForPreTrainingImpl::BertForPreTrainingImpl(BertOptions options_)
@@ -365,7 +366,7 @@ BertPreTrainingOutput BertForPreTrainingImpl::forward(const torch::Tensor& input
   BertPreTrainingOutput out;
   out.bert = bert->forward(input_ids, attention_mask, token_type_ids, output_hidden_states,
                            output_attentions);
-  out.prediction_logits = mlm_logits(out.bert.last_hidden_state);     // (B, T, V)
+  out.prediction_logits = mlm_logits(out.bert.last_hidden_state);               // (B, T, V)
   out.seq_relationship_logits = cls->seq_relationship(out.bert.pooler_output);  // (B, 2)
   return out;
 }
@@ -391,7 +392,8 @@ void BertClassifierImpl::reset() {
               "BertClassifier: sequence classification needs the pooler");
   bert = register_module("bert", BertModel(options));
   dropout = register_module(
-      "dropout", torch::nn::Dropout(classifier_dropout >= 0 ? classifier_dropout : options.dropout()));
+      "dropout",
+      torch::nn::Dropout(classifier_dropout >= 0 ? classifier_dropout : options.dropout()));
   classifier = register_module("classifier", LoRALinear(options.hidden_size(), num_labels));
   reset_parameters();
 }
@@ -405,8 +407,8 @@ torch::Tensor BertClassifierImpl::forward(const torch::Tensor& input_ids,
                                           const torch::Tensor& attention_mask,
                                           const torch::Tensor& token_type_ids, BertModelOutput* out,
                                           bool output_hidden_states, bool output_attentions) {
-  BertModelOutput o =
-      bert->forward(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions);
+  BertModelOutput o = bert->forward(input_ids, attention_mask, token_type_ids, output_hidden_states,
+                                    output_attentions);
   const torch::Tensor features = per_token ? o.last_hidden_state : o.pooler_output;
   torch::Tensor logits = classifier(dropout(features));  // (B, labels) or (B, T, labels)
   if (out) *out = std::move(o);

@@ -185,7 +185,7 @@ class BertModelImpl : public torch::nn::Cloneable<BertModelImpl> {
   BertOptions options;
   BertEmbeddings embeddings{nullptr};
   BertEncoder encoder{nullptr};
-  BertDense pooler{nullptr};              // absent without add_pooling_layer
+  BertDense pooler{nullptr};  // absent without add_pooling_layer
 };
 TORCH_MODULE(BertModel);
 
@@ -197,7 +197,8 @@ struct BertPreTrainingOutput {
   torch::Tensor seq_relationship_logits;  // (B, 2)
 };
 
-/// HuggingFace's BertPredictionHeadTransform ("cls.predictions.transform"): LayerNorm(act(dense(h))).
+/// HuggingFace's BertPredictionHeadTransform ("cls.predictions.transform"):
+/// LayerNorm(act(dense(h))).
 class BertHeadTransformImpl : public torch::nn::Cloneable<BertHeadTransformImpl> {
  public:
   explicit BertHeadTransformImpl(BertOptions options_);

@@ -1,9 +1,8 @@
 // The nlpkit command line. The only place that parses arguments and the only place that catches:
 // one clear line on error, exit 2 for bad config or input, 1 for anything else.
-#include <CLI/CLI.hpp>
-
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -69,9 +68,10 @@ int cmd_train(const std::string& config_path, const std::vector<std::string>& ov
   std::cerr << "checkpoint " << result.last_checkpoint << "\n";
   if (!result.best_checkpoint.empty()) std::cerr << "best " << result.best_checkpoint << "\n";
   if (result.test) {
-    print_evaluation("test (" + (result.best_checkpoint.empty() || !config.trainer.keep_best
-                                     ? std::string("final weights")
-                                     : "best checkpoint " + result.best_checkpoint) +
+    print_evaluation("test (" +
+                         (result.best_checkpoint.empty() || !config.trainer.keep_best
+                              ? std::string("final weights")
+                              : "best checkpoint " + result.best_checkpoint) +
                          ")",
                      *result.test);
     std::ofstream(config.run_dir() + "/test_metrics.json") << result.test->report.dump(2) << "\n";
@@ -81,7 +81,8 @@ int cmd_train(const std::string& config_path, const std::vector<std::string>& ov
 }
 
 /// Rebuilds the task of a checkpoint (its saved config, vocabulary, labels and weights).
-std::unique_ptr<Task> load_task(const std::string& checkpoint, const std::vector<std::string>& overrides,
+std::unique_ptr<Task> load_task(const std::string& checkpoint,
+                                const std::vector<std::string>& overrides,
                                 ExperimentConfig* config_out) {
   const std::string dir = find_checkpoint(checkpoint);
   verify_checkpoint(dir);
@@ -100,7 +101,7 @@ int cmd_evaluate(const std::string& checkpoint, const std::string& split_name_,
   if (!data.empty()) o.push_back("data." + split_name_ + "=" + data);
   ExperimentConfig config;
   auto task = load_task(checkpoint, o, &config);
-  const Split split = split_name_ == "valid" ? Split::kValid
+  const Split split = split_name_ == "valid"   ? Split::kValid
                       : split_name_ == "train" ? Split::kTrain
                                                : Split::kTest;
   if (!task->has_split(split)) {
@@ -109,8 +110,8 @@ int cmd_evaluate(const std::string& checkpoint, const std::string& split_name_,
   }
   Evaluation eval = task->evaluate(split);
   print_evaluation(split_name_ + " (" + find_checkpoint(checkpoint) + ")", eval);
-  const std::string out = output.empty() ? find_checkpoint(checkpoint) + "/eval_" + split_name_ + ".json"
-                                         : output;
+  const std::string out =
+      output.empty() ? find_checkpoint(checkpoint) + "/eval_" + split_name_ + ".json" : output;
   write_file_atomic(out, eval.report.dump(2) + "\n");
   std::cerr << "wrote " << out << "\n";
   return 0;
@@ -138,10 +139,12 @@ int cmd_predict(const std::string& checkpoint, const std::string& input,
 
 /// Writes into `out` (which must not exist yet) through a temporary sibling folder renamed at
 /// the end, so a failure leaves nothing half-written.
-void write_folder_atomically(const std::string& out, const std::function<void(const std::string&)>& write) {
+void write_folder_atomically(const std::string& out,
+                             const std::function<void(const std::string&)>& write) {
   if (fs::exists(out)) throw InputError("output folder already exists: " + out);
   const fs::path parent = fs::absolute(out).parent_path();
-  if (!fs::is_directory(parent)) throw InputError("output folder's parent does not exist: " + parent.string());
+  if (!fs::is_directory(parent))
+    throw InputError("output folder's parent does not exist: " + parent.string());
   const std::string tmp = out + ".tmp-" + std::to_string(::getpid());
   fs::remove_all(tmp);
   fs::create_directories(tmp);
@@ -164,7 +167,8 @@ int cmd_export(const std::string& format, const std::string& checkpoint, const s
   return 0;
 }
 
-int cmd_forward(const std::string& model_dir, const std::string& inputs, const std::string& output) {
+int cmd_forward(const std::string& model_dir, const std::string& inputs,
+                const std::string& output) {
   const NamedTensors in = load_safetensors(inputs).tensors;
   const NamedTensors out = hf_forward(model_dir, in);
   save_safetensors(output, out, {{"format", "pt"}});
@@ -296,13 +300,15 @@ int main(int argc, char** argv) {
   train->add_option("overrides", overrides, "key.path=value overrides");
   train->add_option("--resume", resume, "checkpoint or run directory to resume from (or 'auto')");
 
-  auto* evaluate = app.add_subcommand("evaluate", "evaluate a checkpoint; prints a table, writes JSON");
+  auto* evaluate =
+      app.add_subcommand("evaluate", "evaluate a checkpoint; prints a table, writes JSON");
   evaluate->add_option("checkpoint", checkpoint, "checkpoint or run directory")->required();
   evaluate->add_option("overrides", overrides, "key.path=value overrides");
   evaluate->add_option("--split", split, "train, valid or test")
       ->check(CLI::IsMember({"train", "valid", "test"}));
   evaluate->add_option("--data", data, "evaluate this file instead of the config's");
-  evaluate->add_option("--output", output, "JSON report path (default: <checkpoint>/eval_<split>.json)");
+  evaluate->add_option("--output", output,
+                       "JSON report path (default: <checkpoint>/eval_<split>.json)");
 
   auto* predict =
       app.add_subcommand("predict", "label (or continue) each line of a text file with a model");
@@ -349,12 +355,15 @@ int main(int argc, char** argv) {
       "forward", "run a model on named input tensors; write every output (HuggingFace names)");
   forward->add_option("model", checkpoint, "HuggingFace BERT folder, nlpkit checkpoint or run")
       ->required();
-  forward->add_option("--inputs", inputs_path, "safetensors file: input_ids, attention_mask, "
-                                               "token_type_ids")
+  forward
+      ->add_option("--inputs", inputs_path,
+                   "safetensors file: input_ids, attention_mask, "
+                   "token_type_ids")
       ->required();
   forward->add_option("--output", output, "safetensors file to write")->required();
 
-  auto* list = app.add_subcommand("list", "print the registered model types, tasks, optimizers, ...");
+  auto* list =
+      app.add_subcommand("list", "print the registered model types, tasks, optimizers, ...");
 
   auto* data_cmd = app.add_subcommand("data", "data sets");
   data_cmd->require_subcommand(1);

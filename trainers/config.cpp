@@ -175,8 +175,7 @@ Field& Section::add(const std::string& key, std::string* target, const std::stri
   f.read = [target, &f](const YAML::Node& n, const std::string& where, const std::string& path) {
     if (!n.IsScalar()) fail(where, path, "expected a string, found " + describe(n));
     const std::string& s = n.Scalar();
-    if (!f.choices.empty() &&
-        std::find(f.choices.begin(), f.choices.end(), s) == f.choices.end()) {
+    if (!f.choices.empty() && std::find(f.choices.begin(), f.choices.end(), s) == f.choices.end()) {
       std::string hint = did_you_mean(s, f.choices);
       fail(where, path,
            "unknown value " + quote(s) + "; expected one of: " + join(f.choices) +
@@ -197,7 +196,8 @@ Field& Section::add(const std::string& key, std::vector<int64_t>* target, const 
       int64_t v = 0;
       const std::string at = element_where(where, n[i]);
       if (!n[i].IsScalar() || !parse_int(n[i].Scalar(), &v)) {
-        fail(at, path + "[" + std::to_string(i) + "]", "expected an integer, found " + describe(n[i]));
+        fail(at, path + "[" + std::to_string(i) + "]",
+             "expected an integer, found " + describe(n[i]));
       }
       check_number(f, static_cast<double>(v), at, path + "[" + std::to_string(i) + "]");
       values.push_back(v);
@@ -289,9 +289,12 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
   d.add("batch_size", &c.data.batch_size, "training examples per batch").at_least(1);
   d.add("eval_batch_size", &c.data.eval_batch_size, "examples per evaluation batch").at_least(1);
   d.add("shuffle", &c.data.shuffle, "reshuffle the training set every epoch (seeded)");
-  d.add("min_freq", &c.data.min_freq, "vocabulary: drop tokens seen fewer times (bert: least frequency of a learned "
-        "WordPiece merge, at least 2)").at_least(1);
-  d.add("max_vocab_size", &c.data.max_vocab_size, "vocabulary: keep the most frequent; 0 = all (bert: size of the WordPiece "
+  d.add("min_freq", &c.data.min_freq,
+        "vocabulary: drop tokens seen fewer times (bert: least frequency of a learned "
+        "WordPiece merge, at least 2)")
+      .at_least(1);
+  d.add("max_vocab_size", &c.data.max_vocab_size,
+        "vocabulary: keep the most frequent; 0 = all (bert: size of the WordPiece "
         "vocabulary learned when tokenizer.vocab is empty; 0 = 8000)")
       .at_least(0);
   d.add("max_sentences", &c.data.max_sentences, "documents: keep the first N sentences")
@@ -395,8 +398,7 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
   g.add("max_tokens", &c.generation.max_tokens, "tokens generated after each prompt").at_least(1);
   g.add("temperature", &c.generation.temperature, "softmax temperature; lower = more greedy")
       .greater_than(0);
-  g.add("top_k", &c.generation.top_k, "sample among the k most likely tokens; 0 = all")
-      .at_least(0);
+  g.add("top_k", &c.generation.top_k, "sample among the k most likely tokens; 0 = all").at_least(0);
 
   Section& f = r.section("frames", "Frame prediction (task frame_prediction, Moving MNIST).");
   f.add("input_frames", &c.frames.input_frames, "frames the model sees").at_least(1);
@@ -408,11 +410,14 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
   f.add("loss", &c.frames.loss, "bce (on logits) or mse (on sigmoid outputs)")
       .one_of({"bce", "mse"});
   f.add("train_sequences", &c.frames.train_sequences,
-        "training sequences per epoch, generated afresh from the training digits").at_least(1);
+        "training sequences per epoch, generated afresh from the training digits")
+      .at_least(1);
   f.add("valid_sequences", &c.frames.valid_sequences,
-        "validation sequences (fixed, from the training digits); 0 = none").at_least(0);
+        "validation sequences (fixed, from the training digits); 0 = none")
+      .at_least(0);
   f.add("test_sequences", &c.frames.test_sequences,
-        "test sequences evaluated (the first N of the fixed test set); 0 = none").at_least(0);
+        "test sequences evaluated (the first N of the fixed test set); 0 = none")
+      .at_least(0);
   f.add("predictions_dir", &c.frames.predictions_dir,
         "where `nlpkit predict` writes PNG strips (inputs | truth | prediction)");
   return root;
@@ -499,8 +504,9 @@ struct Reader {
         fail(at, path, "unknown key; it moved to '" + moved->second + "'");
       } else {
         std::string hint = did_you_mean(key, section.keys());
-        fail(at, path,
-             "unknown key" + (hint.empty() ? std::string() : "; did you mean " + quote(hint) + "?"));
+        fail(
+            at, path,
+            "unknown key" + (hint.empty() ? std::string() : "; did you mean " + quote(hint) + "?"));
       }
     }
   }

@@ -63,7 +63,8 @@ class JsonReader {
 /// HuggingFace's legacy renames (TF-era checkpoints): LayerNorm.gamma/beta -> weight/bias.
 std::string modern_name(std::string name) {
   auto replace_suffix = [&](const std::string& from, const std::string& to) {
-    if (name.size() >= from.size() && name.compare(name.size() - from.size(), from.size(), from) == 0) {
+    if (name.size() >= from.size() &&
+        name.compare(name.size() - from.size(), from.size(), from) == 0) {
       name = name.substr(0, name.size() - from.size()) + to;
     }
   };
@@ -89,12 +90,23 @@ struct PickleValue;
 using PickleRef = std::shared_ptr<PickleValue>;
 
 struct PickleValue {
-  enum class Kind { kNone, kBool, kInt, kFloat, kString, kTuple, kList, kDict, kGlobal, kTensor,
-                    kMark };
+  enum class Kind {
+    kNone,
+    kBool,
+    kInt,
+    kFloat,
+    kString,
+    kTuple,
+    kList,
+    kDict,
+    kGlobal,
+    kTensor,
+    kMark
+  };
   Kind kind = Kind::kNone;
   int64_t i = 0;
   double f = 0;
-  std::string s;  // string, or "module.name" of a global
+  std::string s;                 // string, or "module.name" of a global
   std::vector<PickleRef> items;  // tuple, list; dict as key, value, key, value, ...
   torch::Tensor tensor;          // tensor, or the whole storage of a persistent id
 };
@@ -116,21 +128,37 @@ class TorchUnpickler {
     while (true) {
       const uint8_t op = byte();
       switch (op) {
-        case 0x80: byte(); break;                     // PROTO
-        case 0x95: bytes(8); break;                   // FRAME
-        case '.': return pop();                       // STOP
-        case '(': stack_.push_back(make_value(K::kMark)); break;
-        case 'N': stack_.push_back(make_value(K::kNone)); break;
-        case 0x88: case 0x89: {                       // NEWTRUE, NEWFALSE
+        case 0x80:
+          byte();
+          break;  // PROTO
+        case 0x95:
+          bytes(8);
+          break;  // FRAME
+        case '.':
+          return pop();  // STOP
+        case '(':
+          stack_.push_back(make_value(K::kMark));
+          break;
+        case 'N':
+          stack_.push_back(make_value(K::kNone));
+          break;
+        case 0x88:
+        case 0x89: {  // NEWTRUE, NEWFALSE
           auto v = make_value(K::kBool);
           v->i = op == 0x88;
           stack_.push_back(v);
           break;
         }
-        case 'K': push_int(byte()); break;            // BININT1
-        case 'M': push_int(le(2)); break;             // BININT2
-        case 'J': push_int(static_cast<int32_t>(le(4))); break;  // BININT
-        case 0x8a: {                                  // LONG1
+        case 'K':
+          push_int(byte());
+          break;  // BININT1
+        case 'M':
+          push_int(le(2));
+          break;  // BININT2
+        case 'J':
+          push_int(static_cast<int32_t>(le(4)));
+          break;      // BININT
+        case 0x8a: {  // LONG1
           const int n = byte();
           TORCH_CHECK(n <= 8, "integer too large");
           uint64_t x = le(n);
@@ -138,7 +166,7 @@ class TorchUnpickler {
           push_int(static_cast<int64_t>(x));
           break;
         }
-        case 'G': {                                   // BINFLOAT, big-endian
+        case 'G': {  // BINFLOAT, big-endian
           uint64_t x = 0;
           for (char c : bytes(8)) x = (x << 8) | static_cast<uint8_t>(c);
           auto v = make_value(K::kFloat);
@@ -146,74 +174,106 @@ class TorchUnpickler {
           stack_.push_back(v);
           break;
         }
-        case 'X': push_string(bytes(le(4))); break;   // BINUNICODE
-        case 0x8c: push_string(bytes(byte())); break; // SHORT_BINUNICODE
-        case 'U': push_string(bytes(byte())); break;  // SHORT_BINSTRING
-        case 'T': push_string(bytes(le(4))); break;   // BINSTRING
-        case 'c': {                                   // GLOBAL
+        case 'X':
+          push_string(bytes(le(4)));
+          break;  // BINUNICODE
+        case 0x8c:
+          push_string(bytes(byte()));
+          break;  // SHORT_BINUNICODE
+        case 'U':
+          push_string(bytes(byte()));
+          break;  // SHORT_BINSTRING
+        case 'T':
+          push_string(bytes(le(4)));
+          break;     // BINSTRING
+        case 'c': {  // GLOBAL
           auto v = make_value(K::kGlobal);
           const std::string module = line();
           v->s = module + "." + line();
           stack_.push_back(v);
           break;
         }
-        case 0x93: {                                  // STACK_GLOBAL
+        case 0x93: {  // STACK_GLOBAL
           auto name = pop(), module = pop();
           auto v = make_value(K::kGlobal);
           v->s = module->s + "." + name->s;
           stack_.push_back(v);
           break;
         }
-        case 'q': memo_[byte()] = top(); break;       // BINPUT
-        case 'r': memo_[le(4)] = top(); break;        // LONG_BINPUT
-        case 0x94: memo_[memo_.size()] = top(); break;  // MEMOIZE
-        case 'h': stack_.push_back(memo(byte())); break;  // BINGET
-        case 'j': stack_.push_back(memo(le(4))); break;   // LONG_BINGET
-        case '0': pop(); break;                       // POP
-        case ')': stack_.push_back(make_value(K::kTuple)); break;
-        case 0x85: case 0x86: case 0x87: {            // TUPLE1..3
+        case 'q':
+          memo_[byte()] = top();
+          break;  // BINPUT
+        case 'r':
+          memo_[le(4)] = top();
+          break;  // LONG_BINPUT
+        case 0x94:
+          memo_[memo_.size()] = top();
+          break;  // MEMOIZE
+        case 'h':
+          stack_.push_back(memo(byte()));
+          break;  // BINGET
+        case 'j':
+          stack_.push_back(memo(le(4)));
+          break;  // LONG_BINGET
+        case '0':
+          pop();
+          break;  // POP
+        case ')':
+          stack_.push_back(make_value(K::kTuple));
+          break;
+        case 0x85:
+        case 0x86:
+        case 0x87: {  // TUPLE1..3
           auto v = make_value(K::kTuple);
           v->items.resize(op - 0x84);
           for (auto it = v->items.rbegin(); it != v->items.rend(); ++it) *it = pop();
           stack_.push_back(v);
           break;
         }
-        case 't': {                                   // TUPLE
+        case 't': {  // TUPLE
           auto v = make_value(K::kTuple);
           v->items = pop_to_mark();
           stack_.push_back(v);
           break;
         }
-        case ']': stack_.push_back(make_value(K::kList)); break;
-        case '}': stack_.push_back(make_value(K::kDict)); break;
-        case 'a': {                                   // APPEND
+        case ']':
+          stack_.push_back(make_value(K::kList));
+          break;
+        case '}':
+          stack_.push_back(make_value(K::kDict));
+          break;
+        case 'a': {  // APPEND
           auto x = pop();
           top()->items.push_back(x);
           break;
         }
-        case 'e': {                                   // APPENDS
+        case 'e': {  // APPENDS
           auto xs = pop_to_mark();
           auto& list = top()->items;
           list.insert(list.end(), xs.begin(), xs.end());
           break;
         }
-        case 's': {                                   // SETITEM
+        case 's': {  // SETITEM
           auto value = pop(), key = pop();
           expect(top(), K::kDict, "SETITEM target");
           top()->items.push_back(key);
           top()->items.push_back(value);
           break;
         }
-        case 'u': {                                   // SETITEMS
+        case 'u': {  // SETITEMS
           auto xs = pop_to_mark();
           expect(top(), K::kDict, "SETITEMS target");
           auto& dict = top()->items;
           dict.insert(dict.end(), xs.begin(), xs.end());
           break;
         }
-        case 'b': pop(); break;                       // BUILD: a state dict's _metadata; unused
-        case 'Q': stack_.push_back(persistent(pop())); break;  // BINPERSID
-        case 'R': {                                   // REDUCE
+        case 'b':
+          pop();
+          break;  // BUILD: a state dict's _metadata; unused
+        case 'Q':
+          stack_.push_back(persistent(pop()));
+          break;     // BINPERSID
+        case 'R': {  // REDUCE
           auto args = pop(), callable = pop();
           stack_.push_back(reduce(callable, args));
           break;
@@ -309,11 +369,11 @@ class TorchUnpickler {
     }
     const std::string type = id->items[1]->s, key = id->items[2]->s;
     static const std::map<std::string, torch::ScalarType> kStorages = {
-        {"torch.FloatStorage", torch::kFloat32},  {"torch.DoubleStorage", torch::kFloat64},
-        {"torch.HalfStorage", torch::kFloat16},   {"torch.BFloat16Storage", torch::kBFloat16},
-        {"torch.LongStorage", torch::kInt64},     {"torch.IntStorage", torch::kInt32},
-        {"torch.ShortStorage", torch::kInt16},    {"torch.CharStorage", torch::kInt8},
-        {"torch.ByteStorage", torch::kUInt8},     {"torch.BoolStorage", torch::kBool}};
+        {"torch.FloatStorage", torch::kFloat32}, {"torch.DoubleStorage", torch::kFloat64},
+        {"torch.HalfStorage", torch::kFloat16},  {"torch.BFloat16Storage", torch::kBFloat16},
+        {"torch.LongStorage", torch::kInt64},    {"torch.IntStorage", torch::kInt32},
+        {"torch.ShortStorage", torch::kInt16},   {"torch.CharStorage", torch::kInt8},
+        {"torch.ByteStorage", torch::kUInt8},    {"torch.BoolStorage", torch::kBool}};
     auto it = kStorages.find(type);
     if (it == kStorages.end()) fail("unsupported storage type " + type);
     auto cached = storages_.find(key);
@@ -322,11 +382,11 @@ class TorchUnpickler {
       if (!archive_.hasRecord(record)) fail("missing storage record " + record);
       auto [data, size] = archive_.getRecord(record);
       const int64_t element = c10::elementSize(it->second);
-      if (static_cast<int64_t>(size) % element != 0) fail("storage " + key + " has a partial element");
-      torch::Tensor storage =
-          torch::from_blob(data.get(), {static_cast<int64_t>(size) / element},
-                           torch::TensorOptions().dtype(it->second))
-              .clone();
+      if (static_cast<int64_t>(size) % element != 0)
+        fail("storage " + key + " has a partial element");
+      torch::Tensor storage = torch::from_blob(data.get(), {static_cast<int64_t>(size) / element},
+                                               torch::TensorOptions().dtype(it->second))
+                                  .clone();
       cached = storages_.emplace(key, storage).first;
     }
     auto v = make_value(PickleValue::Kind::kTensor);
@@ -380,16 +440,15 @@ NamedTensors read_pickled_state_dict(const std::string& path) {
   try {
     archive = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
   } catch (const c10::Error& e) {
-    throw InputError("cannot read " + path +
-                     " (expected a torch.save zip archive of a state dict): " +
-                     e.what_without_backtrace());
+    throw InputError(
+        "cannot read " + path +
+        " (expected a torch.save zip archive of a state dict): " + e.what_without_backtrace());
   }
   if (!archive->hasRecord("data.pkl")) {
     throw InputError(path + " has no data.pkl (expected a torch.save zip archive of a state dict)");
   }
   auto [data, size] = archive->getRecord("data.pkl");
-  TorchUnpickler unpickler(path, *archive,
-                           std::string(static_cast<const char*>(data.get()), size));
+  TorchUnpickler unpickler(path, *archive, std::string(static_cast<const char*>(data.get()), size));
   PickleRef root = unpickler.run();
   if (root->kind != PickleValue::Kind::kDict) {
     throw InputError(path + ": expected a state dict (a dict of name -> tensor)");
@@ -446,8 +505,9 @@ HfBertConfig read_hf_bert_config(const std::string& dir) {
                      "' is not supported (only 'absolute')");
   }
   if (r.boolean("is_decoder", false) || r.boolean("add_cross_attention", false)) {
-    throw InputError(path + ": decoder BERT configs (is_decoder, add_cross_attention) are not "
-                            "supported");
+    throw InputError(path +
+                     ": decoder BERT configs (is_decoder, add_cross_attention) are not "
+                     "supported");
   }
   BertOptions& o = c.options;
   o.vocab_size(r.integer("vocab_size", o.vocab_size()))
@@ -471,12 +531,11 @@ HfBertConfig read_hf_bert_config(const std::string& dir) {
                      ") must be a positive multiple of num_attention_heads (" +
                      std::to_string(o.num_heads()) + ")");
   }
-  for (const auto& [key, value] :
-       {std::pair<std::string, int64_t>{"vocab_size", o.vocab_size()},
-        {"num_hidden_layers", o.num_layers() + 1},
-        {"intermediate_size", o.intermediate_size()},
-        {"max_position_embeddings", o.max_position_embeddings()},
-        {"type_vocab_size", o.type_vocab_size()}}) {
+  for (const auto& [key, value] : {std::pair<std::string, int64_t>{"vocab_size", o.vocab_size()},
+                                   {"num_hidden_layers", o.num_layers() + 1},
+                                   {"intermediate_size", o.intermediate_size()},
+                                   {"max_position_embeddings", o.max_position_embeddings()},
+                                   {"type_vocab_size", o.type_vocab_size()}}) {
     if (value <= 0) r.fail(key, "must be positive", c.raw[key]);
   }
   if (o.pad_id() < 0 || o.pad_id() >= o.vocab_size()) {
@@ -586,8 +645,8 @@ HfLoadReport load_hf_weights(torch::nn::Module& model, NamedTensors weights,
     auto it = wanted.find(name);
     if (it == wanted.end()) {
       // Tied to the word embeddings and to cls.predictions.bias: one tensor in our model.
-      const bool tied_copy = name == "cls.predictions.decoder.weight" ||
-                             name == "cls.predictions.decoder.bias";
+      const bool tied_copy =
+          name == "cls.predictions.decoder.weight" || name == "cls.predictions.decoder.bias";
       if (!(tied_copy && wanted.count("cls.predictions.bias"))) {
         report.unexpected.push_back(stored_name);
       }
@@ -609,14 +668,15 @@ HfLoadReport load_hf_weights(torch::nn::Module& model, NamedTensors weights,
     report.loaded.push_back(name);
   }
   if (!mismatches.empty()) {
-    throw InputError("cannot load " + source + ": shape mismatch (nothing was loaded):" +
-                     mismatches);
+    throw InputError("cannot load " + source +
+                     ": shape mismatch (nothing was loaded):" + mismatches);
   }
   torch::NoGradGuard no_grad;
   for (auto& [dst, src] : copies) dst.copy_(src.to(dst.device(), dst.scalar_type()));
   for (const auto& [name, tensor] : destination) {
     // position_ids is a constant buffer (0..P-1) that newer HuggingFace versions do not save.
-    const bool constant = name.size() >= 12 && name.compare(name.size() - 12, 12, "position_ids") == 0;
+    const bool constant =
+        name.size() >= 12 && name.compare(name.size() - 12, 12, "position_ids") == 0;
     if (!seen.count(name) && !constant) report.initialized.push_back(name);
   }
   return report;

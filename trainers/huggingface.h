@@ -9,9 +9,9 @@
 //   std::cerr << report.summary();
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

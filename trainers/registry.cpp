@@ -98,11 +98,12 @@ void declare_bert(Section& s, ModelConfig& c) {
   s.add("l2sp", &b.l2sp,
         "L2-SP: weight of ||w - w_pretrained||^2 (pretrained weights only); 0 = off")
       .at_least(0);
-  s.add("lora_rank", &b.lora_rank, "LoRA adapters of this rank; 0 = full fine-tuning")
-      .at_least(0);
+  s.add("lora_rank", &b.lora_rank, "LoRA adapters of this rank; 0 = full fine-tuning").at_least(0);
   s.add("lora_alpha", &b.lora_alpha, "LoRA scaling numerator (scale = alpha / rank)")
       .greater_than(0);
-  s.add("lora_dropout", &b.lora_dropout, "dropout on the LoRA branch input").at_least(0).at_most(0.99);
+  s.add("lora_dropout", &b.lora_dropout, "dropout on the LoRA branch input")
+      .at_least(0)
+      .at_most(0.99);
   s.add("lora_targets", &b.lora_targets,
         "regex over module names that get adapters (e.g. attention\\.self\\.(query|value)$)");
 }
@@ -259,8 +260,9 @@ const std::vector<SchedulerEntry>& scheduler_registry() {
 const std::vector<TokenizerEntry>& tokenizer_registry() {
   static const std::vector<TokenizerEntry> table = {
       {"char", "one token per Unicode character, whitespace dropped", build_char},
-      {"whitespace", "words split on whitespace; CJK characters and (optionally) punctuation "
-                     "become tokens of their own",
+      {"whitespace",
+       "words split on whitespace; CJK characters and (optionally) punctuation "
+       "become tokens of their own",
        build_whitespace},
       {"wordpiece",
        "BERT's WordPiece subwords over tokenizer.vocab, as HuggingFace's BertTokenizer",

@@ -75,7 +75,8 @@ TEST(Bert, PaddingDoesNotChangeTheRealTokens) {
   bert->eval();
   auto ids = torch::randint(1, 30, {1, 5}, torch::kInt64);
   auto padded = torch::cat({ids, torch::zeros({1, 3}, torch::kInt64)}, 1);
-  auto mask = torch::cat({torch::ones({1, 5}, torch::kInt64), torch::zeros({1, 3}, torch::kInt64)}, 1);
+  auto mask =
+      torch::cat({torch::ones({1, 5}, torch::kInt64), torch::zeros({1, 3}, torch::kInt64)}, 1);
   auto a = bert->forward(ids).last_hidden_state;
   auto b = bert->forward(padded, mask).last_hidden_state.slice(1, 0, 5);
   EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-6));
@@ -83,13 +84,12 @@ TEST(Bert, PaddingDoesNotChangeTheRealTokens) {
 
 TEST(Bert, StateDictKeysAreHuggingFaces) {
   BertOptions o = tiny().num_layers(1);
-  std::vector<std::string> model = {
-      "embeddings.position_ids",
-      "embeddings.word_embeddings.weight",
-      "embeddings.position_embeddings.weight",
-      "embeddings.token_type_embeddings.weight",
-      "embeddings.LayerNorm.weight",
-      "embeddings.LayerNorm.bias"};
+  std::vector<std::string> model = {"embeddings.position_ids",
+                                    "embeddings.word_embeddings.weight",
+                                    "embeddings.position_embeddings.weight",
+                                    "embeddings.token_type_embeddings.weight",
+                                    "embeddings.LayerNorm.weight",
+                                    "embeddings.LayerNorm.bias"};
   for (const auto& k : layer_keys("encoder.layer.0.")) model.push_back(k);
   model.push_back("pooler.dense.weight");
   model.push_back("pooler.dense.bias");
@@ -97,11 +97,11 @@ TEST(Bert, StateDictKeysAreHuggingFaces) {
 
   std::vector<std::string> pre;
   for (const auto& k : model) pre.push_back("bert." + k);
-  for (const char* k : {"cls.predictions.bias", "cls.predictions.transform.dense.weight",
-                        "cls.predictions.transform.dense.bias",
-                        "cls.predictions.transform.LayerNorm.weight",
-                        "cls.predictions.transform.LayerNorm.bias", "cls.seq_relationship.weight",
-                        "cls.seq_relationship.bias"}) {
+  for (const char* k :
+       {"cls.predictions.bias", "cls.predictions.transform.dense.weight",
+        "cls.predictions.transform.dense.bias", "cls.predictions.transform.LayerNorm.weight",
+        "cls.predictions.transform.LayerNorm.bias", "cls.seq_relationship.weight",
+        "cls.seq_relationship.bias"}) {
     pre.push_back(k);
   }
   EXPECT_EQ(names(*BertForPreTraining(o)), pre);
@@ -153,9 +153,9 @@ TEST(Bert, MlmDecoderIsTheWordEmbeddingMatrix) {
   torch::manual_seed(0);
   BertForPreTraining m(tiny());
   auto h = torch::randn({2, 16});
-  auto expected = torch::linear(m->cls->predictions->transform(h),
-                                m->bert->embeddings->word_embeddings->weight,
-                                m->cls->predictions->bias);
+  auto expected =
+      torch::linear(m->cls->predictions->transform(h), m->bert->embeddings->word_embeddings->weight,
+                    m->cls->predictions->bias);
   EXPECT_TRUE(torch::allclose(m->mlm_logits(h), expected));
   torch::NoGradGuard no_grad;
   m->bert->embeddings->word_embeddings->weight.add_(1);
@@ -180,7 +180,8 @@ TEST(Bert, OverfitsOneBatch) {
 }
 
 TEST(Bert, BadInputIsNamed) {
-  EXPECT_THROW_WITH(BertModel(tiny().hidden_size(18)), "hidden_size (18) must be divisible by num_heads (4)");
+  EXPECT_THROW_WITH(BertModel(tiny().hidden_size(18)),
+                    "hidden_size (18) must be divisible by num_heads (4)");
   EXPECT_THROW_WITH(BertModel(tiny().hidden_act("swish")), "unknown activation 'swish'");
   BertModel bert(tiny());
   EXPECT_THROW_WITH(bert->forward(torch::full({1, 3}, 30, torch::kInt64)),
@@ -189,9 +190,9 @@ TEST(Bert, BadInputIsNamed) {
                     "sequence length 13 exceeds max_position_embeddings (12)");
   EXPECT_THROW_WITH(bert->forward(torch::ones({1, 3}, torch::kInt64), torch::ones({1, 4})),
                     "attention_mask [1, 4] must match input_ids [1, 3]");
-  EXPECT_THROW_WITH(bert->forward(torch::ones({1, 3}, torch::kInt64), {},
-                                  torch::full({1, 3}, 2, torch::kInt64)),
-                    "token_type_ids must be in [0, 2)");
+  EXPECT_THROW_WITH(
+      bert->forward(torch::ones({1, 3}, torch::kInt64), {}, torch::full({1, 3}, 2, torch::kInt64)),
+      "token_type_ids must be in [0, 2)");
   EXPECT_THROW_WITH(BertClassifier(tiny(), 0), "num_labels must be positive");
 }
 

@@ -120,6 +120,29 @@ expect 2 "error: tokenizer: unknown --type 'char'; supported: wordpiece" -- "$nl
 expect 2 "nlpkit --help" -- "$nlpkit" tokenizer encode --vocab "$golden"
 expect 2 "tokenizer.vocab: tokenizer.type wordpiece needs a vocab.txt" -- "$nlpkit" train configs/tiny/classifier.yaml tokenizer.type=wordpiece output_dir="$tmp/badrun"
 
+# BERT: pretrain, fine-tune from that checkpoint, predict, export for HuggingFace, forward.
+bert="$tmp/bert"
+expect 0 "perplexity" -- "$nlpkit" train configs/tiny/bert_mlm.yaml output_dir="$bert/mlm"
+expect 0 "loaded 40 tensors; 2 newly initialised" -- "$nlpkit" train configs/tiny/bert_classifier.yaml model.pretrained="$bert/mlm" output_dir="$bert/cls" trainer.epochs=1
+out=$("$nlpkit" predict "$bert/cls" "$tmp/texts.txt" 2>/dev/null)
+[[ $(echo "$out" | grep -cE $'^(ham|spam)\t(0|1)\\.[0-9]{4}$') -eq 16 ]] && ok || bad "bert predict output: $out"
+expect 0 "wrote $bert/hf" -- "$nlpkit" export "$bert/cls" "$bert/hf"
+for f in config.json model.safetensors vocab.txt tokenizer_config.json special_tokens_map.json; do
+  [[ -f "$bert/hf/$f" ]] && ok || bad "export lacks $f"
+done
+expect 2 "output folder already exists: $bert/hf" -- "$nlpkit" export "$bert/cls" "$bert/hf"
+expect 2 "export --format hf: only BERT models have a HuggingFace format" -- "$nlpkit" export "$run" "$tmp/hf_lstm"
+[[ ! -e "$tmp/hf_lstm" ]] && ok || bad "a failed export left $tmp/hf_lstm behind"
+inputs=tests/data/golden/bert_pretraining_tiny_inputs.safetensors
+expect 0 "wrote $tmp/out.safetensors (9 tensors)" -- "$nlpkit" forward tests/data/golden/bert_pretraining_tiny --inputs "$inputs" --output "$tmp/out.safetensors"
+expect 0 "wrote $tmp/cls_out.safetensors" -- "$nlpkit" forward "$bert/hf" --inputs "$inputs" --output "$tmp/cls_out.safetensors"
+expect 2 "has no config.json" -- "$nlpkit" forward "$tmp" --inputs "$inputs" --output "$tmp/x.safetensors"
+printf '{"model_type": "gpt2"}' > "$tmp/config.json"
+expect 2 "model_type is 'gpt2', expected 'bert'" -- "$nlpkit" forward "$tmp" --inputs "$inputs" --output "$tmp/x.safetensors"
+rm "$tmp/config.json"
+expect 2 "cannot open safetensors file: $tmp/none.safetensors" -- "$nlpkit" forward "$bert/hf" --inputs "$tmp/none.safetensors" --output "$tmp/x.safetensors"
+[[ ! -e "$tmp/x.safetensors" ]] && ok || bad "a failed forward left $tmp/x.safetensors behind"
+
 # Errors: one line, exit 2 for bad config or input.
 expect 2 "config file not found: nope.yaml" -- "$nlpkit" train nope.yaml
 printf 'model:\n  hiden_size: 3\n' > "$tmp/typo.yaml"

@@ -10,7 +10,8 @@
 namespace nlpkit {
 namespace {
 
-const std::string kFixture = std::string(NLPKIT_SOURCE_DIR) + "/tests/data/golden/bert_pretraining_tiny";
+const std::string kFixture =
+    std::string(NLPKIT_SOURCE_DIR) + "/tests/data/golden/bert_pretraining_tiny";
 const std::string kLegacy = std::string(NLPKIT_SOURCE_DIR) + "/tests/data/hf_bert_legacy";
 
 std::map<std::string, torch::Tensor> fixture_io() {
@@ -20,10 +21,12 @@ std::map<std::string, torch::Tensor> fixture_io() {
 }
 
 /// |actual - expected| <= atol + rtol |expected|, the fixture's tolerance.
-void expect_close(const torch::Tensor& actual, const torch::Tensor& expected, const std::string& what) {
+void expect_close(const torch::Tensor& actual, const torch::Tensor& expected,
+                  const std::string& what) {
   ASSERT_EQ(actual.sizes(), expected.sizes()) << what;
   const double worst = (actual - expected).abs().sub(expected.abs().mul(1e-4)).max().item<double>();
-  EXPECT_LE(worst, 1e-5) << what << ": max |diff| " << (actual - expected).abs().max().item<double>();
+  EXPECT_LE(worst, 1e-5) << what << ": max |diff| "
+                         << (actual - expected).abs().max().item<double>();
 }
 
 TEST(HuggingFace, BertPretrainingMatchesTheFixture) {
@@ -52,11 +55,10 @@ TEST(HuggingFace, BertPretrainingMatchesTheFixture) {
   expect_close(out.prediction_logits, io["out/prediction_logits"], "prediction_logits");
   expect_close(out.seq_relationship_logits, io["out/seq_relationship_logits"],
                "seq_relationship_logits");
-  const auto loss =
-      torch::nn::functional::cross_entropy(out.prediction_logits.reshape({-1, 100}),
-                                           io["in/mlm_labels"].reshape({-1})) +
-      torch::nn::functional::cross_entropy(out.seq_relationship_logits,
-                                           io["in/next_sentence_label"]);
+  const auto loss = torch::nn::functional::cross_entropy(out.prediction_logits.reshape({-1, 100}),
+                                                         io["in/mlm_labels"].reshape({-1})) +
+                    torch::nn::functional::cross_entropy(out.seq_relationship_logits,
+                                                         io["in/next_sentence_label"]);
   expect_close(loss, io["out/loss"], "loss");
 }
 
@@ -79,7 +81,9 @@ TEST(HuggingFace, LegacyPytorchBinInFloat16LoadsIntoABaseModel) {
   BertClassifier classifier(config.options, 3);
   report = load_hf_weights(*classifier, read_hf_weights(kLegacy), kLegacy, "bert");
   EXPECT_EQ(report.initialized, (std::vector<std::string>{"classifier.weight", "classifier.bias"}));
-  EXPECT_TRUE(Contains(report.summary(), "2 newly initialised (not in the checkpoint): classifier.weight, classifier.bias"));
+  EXPECT_TRUE(
+      Contains(report.summary(),
+               "2 newly initialised (not in the checkpoint): classifier.weight, classifier.bias"));
 }
 
 TEST(HuggingFace, PretrainingCheckpointIntoABaseModelReportsTheHeadsAsUnused) {
@@ -98,16 +102,21 @@ TEST_F(HuggingFaceFiles, BadFoldersAndConfigsAreNamed) {
   write("config.json", "{\"model_type\": \"gpt2\"}");
   EXPECT_ERROR(read_hf_bert_config(dir_.string()), "model_type is 'gpt2', expected 'bert'");
   write("config.json", "{\"model_type\": \"bert\", \"hidden_size\": \"big\"}");
-  EXPECT_ERROR(read_hf_bert_config(dir_.string()), "config.json: hidden_size: must be an integer, got \"big\"");
-  write("config.json", "{\"model_type\": \"bert\", \"hidden_size\": 30, \"num_attention_heads\": 4}");
-  EXPECT_ERROR(read_hf_bert_config(dir_.string()), "hidden_size (30) must be a positive multiple of num_attention_heads (4)");
+  EXPECT_ERROR(read_hf_bert_config(dir_.string()),
+               "config.json: hidden_size: must be an integer, got \"big\"");
+  write("config.json",
+        "{\"model_type\": \"bert\", \"hidden_size\": 30, \"num_attention_heads\": 4}");
+  EXPECT_ERROR(read_hf_bert_config(dir_.string()),
+               "hidden_size (30) must be a positive multiple of num_attention_heads (4)");
   write("config.json", "{\"model_type\": \"bert\", \"position_embedding_type\": \"relative_key\"}");
-  EXPECT_ERROR(read_hf_bert_config(dir_.string()), "position_embedding_type 'relative_key' is not supported");
+  EXPECT_ERROR(read_hf_bert_config(dir_.string()),
+               "position_embedding_type 'relative_key' is not supported");
   write("config.json", "{\"model_type\": \"bert\", \"hidden_act\": \"silu\"}");
   EXPECT_ERROR(read_hf_bert_config(dir_.string()), "hidden_act: is not supported");
   write("config.json", "{not json");
   EXPECT_ERROR(read_hf_bert_config(dir_.string()), "config.json: invalid JSON");
-  EXPECT_ERROR(read_hf_weights(dir_.string()), "has neither model.safetensors nor pytorch_model.bin");
+  EXPECT_ERROR(read_hf_weights(dir_.string()),
+               "has neither model.safetensors nor pytorch_model.bin");
   write("pytorch_model.bin", "garbage");
   EXPECT_ERROR(read_hf_weights(dir_.string()), "expected a torch.save zip archive");
 }
@@ -127,7 +136,8 @@ TEST_F(HuggingFaceFiles, ExportListsTheTiedCopiesAndReloadsBitIdentically) {
   load_hf_weights(*model, read_hf_weights(kFixture), kFixture, "bert");
   NamedTensors tensors = hf_export_tensors(*model);
   std::map<std::string, torch::Tensor> expected;
-  for (auto& [name, t] : load_safetensors(kFixture + "/model.safetensors").tensors) expected[name] = t;
+  for (auto& [name, t] : load_safetensors(kFixture + "/model.safetensors").tensors)
+    expected[name] = t;
   ASSERT_EQ(tensors.size(), expected.size());
   for (const auto& [name, t] : tensors) {
     ASSERT_TRUE(expected.count(name)) << name;
@@ -167,7 +177,8 @@ TEST_F(HuggingFaceFiles, HalfPrecisionSafetensorsLoadIntoFloatModels) {
   }
   save_safetensors((dir_ / "model.safetensors").string(), half);
   BertForPreTraining model(config.options);
-  HfLoadReport report = load_hf_weights(*model, read_hf_weights(dir_.string()), dir_.string(), "bert");
+  HfLoadReport report =
+      load_hf_weights(*model, read_hf_weights(dir_.string()), dir_.string(), "bert");
   EXPECT_EQ(report.loaded.size(), 47u);
   const auto& w = model->bert->embeddings->word_embeddings->weight;
   EXPECT_EQ(w.scalar_type(), torch::kFloat32);

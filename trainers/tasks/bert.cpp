@@ -47,7 +47,7 @@ struct BertSetup {
   BertOptions options;
   double initializer_range = 0.02;
   double classifier_dropout = -1;
-  std::string pretrained;        // resolved folder to load weights from ("" = none)
+  std::string pretrained;           // resolved folder to load weights from ("" = none)
   std::vector<std::string> labels;  // id2label of the folder's config.json
 };
 
@@ -64,7 +64,8 @@ BertSetup make_setup(const ExperimentConfig& config, const std::string& artifact
   WordPieceOptions wo;
   wo.lower_case = config.tokenizer.lowercase;
   // The folder whose config.json and vocab.txt decide: the checkpoint, else the pretrained one.
-  s.pretrained = artifacts_dir.empty() ? resolve_model_folder(b.pretrained, "model.pretrained") : "";
+  s.pretrained =
+      artifacts_dir.empty() ? resolve_model_folder(b.pretrained, "model.pretrained") : "";
   const std::string folder = !artifacts_dir.empty() ? artifacts_dir : s.pretrained;
   if (!folder.empty()) {
     HfBertConfig hf = read_hf_bert_config(folder);
@@ -74,7 +75,8 @@ BertSetup make_setup(const ExperimentConfig& config, const std::string& artifact
     s.labels = hf.labels;
     wo.lower_case = folder_lowercase(folder, wo.lower_case);
     const std::string vocab = (fs::path(folder) / "vocab.txt").string();
-    if (!fs::exists(vocab)) throw InputError(folder + " has no vocab.txt (BERT's WordPiece vocabulary)");
+    if (!fs::exists(vocab))
+      throw InputError(folder + " has no vocab.txt (BERT's WordPiece vocabulary)");
     s.tokenizer = std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_file(vocab, wo));
     if (s.tokenizer->vocab_size() > s.options.vocab_size()) {
       throw InputError(vocab + " has " + std::to_string(s.tokenizer->vocab_size()) +
@@ -171,8 +173,9 @@ class BertTaskBase : public Task {
     const BertModelConfig& b = config_.model.bert;
     if (b.lora_rank <= 0) return;
     try {
-      const auto names = add_lora(
-          model, b.lora_targets, LoRAOptions().rank(b.lora_rank).alpha(b.lora_alpha).dropout(b.lora_dropout));
+      const auto names =
+          add_lora(model, b.lora_targets,
+                   LoRAOptions().rank(b.lora_rank).alpha(b.lora_alpha).dropout(b.lora_dropout));
       mark_only_lora_trainable(model, head);
       std::cerr << "LoRA rank " << b.lora_rank << " on " << names.size() << " layers ("
                 << b.lora_targets << ")\n";
@@ -218,11 +221,14 @@ class BertTaskBase : public Task {
                          {"tokenizer_class", "BertTokenizer"},
                          {"model_max_length", config_.data.max_length}};
     write_file_atomic(dir + "/tokenizer_config.json", tc.dump(2) + "\n");
-    nlohmann::json st = {{"unk_token", "[UNK]"}, {"sep_token", "[SEP]"}, {"pad_token", "[PAD]"},
-                         {"cls_token", "[CLS]"}, {"mask_token", "[MASK]"}};
+    nlohmann::json st = {{"unk_token", "[UNK]"},
+                         {"sep_token", "[SEP]"},
+                         {"pad_token", "[PAD]"},
+                         {"cls_token", "[CLS]"},
+                         {"mask_token", "[MASK]"}};
     write_file_atomic(dir + "/special_tokens_map.json", st.dump(2) + "\n");
-    nlohmann::json c = hf_bert_config_json(setup_.options, setup_.initializer_range,
-                                           {architecture}, labels);
+    nlohmann::json c =
+        hf_bert_config_json(setup_.options, setup_.initializer_range, {architecture}, labels);
     if (setup_.classifier_dropout >= 0) c["classifier_dropout"] = setup_.classifier_dropout;
     c["transformers_version"] = "4.19.0";
     write_file_atomic(dir + "/config.json", c.dump(2) + "\n");
@@ -240,7 +246,8 @@ class BertTaskBase : public Task {
     torch::Tensor x = torch::full({b, t}, setup_.tokenizer->pad_id(), torch::kInt64);
     torch::Tensor m = torch::zeros({b, t}, torch::kInt64);
     torch::Tensor y = torch::zeros({b, t}, torch::kInt64);
-    auto xa = x.accessor<int64_t, 2>(), ma = m.accessor<int64_t, 2>(), ya = y.accessor<int64_t, 2>();
+    auto xa = x.accessor<int64_t, 2>(), ma = m.accessor<int64_t, 2>(),
+         ya = y.accessor<int64_t, 2>();
     for (int64_t i = 0; i < b; ++i) {
       for (size_t j = 0; j < ids[i]->size(); ++j) {
         xa[i][j] = (*ids[i])[j];
@@ -259,9 +266,12 @@ class BertTaskBase : public Task {
 
   const std::string& path(Split s) const {
     switch (s) {
-      case Split::kTrain: return config_.data.train;
-      case Split::kValid: return config_.data.valid;
-      case Split::kTest: return config_.data.test;
+      case Split::kTrain:
+        return config_.data.train;
+      case Split::kValid:
+        return config_.data.valid;
+      case Split::kTest:
+        return config_.data.test;
     }
     return config_.data.train;
   }
@@ -415,7 +425,8 @@ class MaskedLMTask : public BertTaskBase {
     for (const auto& line : lines) {
       Encoding e = setup_.tokenizer->encode_pair(line, nullptr, config_.data.max_length, false);
       const auto batch = pad({&e.input_ids}, {&e.token_type_ids});
-      const torch::Tensor hidden = model_->bert->forward(batch.ids, batch.mask, batch.types).last_hidden_state[0];
+      const torch::Tensor hidden =
+          model_->bert->forward(batch.ids, batch.mask, batch.types).last_hidden_state[0];
       std::vector<int64_t> filled = e.input_ids;
       std::string candidates;
       for (size_t j = 0; j < e.input_ids.size(); ++j) {
@@ -427,10 +438,12 @@ class MaskedLMTask : public BertTaskBase {
         for (int64_t k = 0; k < 5; ++k) {
           char prob[32];
           std::snprintf(prob, sizeof prob, " %.3f", values[k].item<double>());
-          candidates += (k ? " | " : "") + setup_.tokenizer->id_to_token(ids[k].item<int64_t>()) + prob;
+          candidates +=
+              (k ? " | " : "") + setup_.tokenizer->id_to_token(ids[k].item<int64_t>()) + prob;
         }
       }
-      out.push_back(setup_.tokenizer->decode(filled) + (candidates.empty() ? "" : "\t" + candidates));
+      out.push_back(setup_.tokenizer->decode(filled) +
+                    (candidates.empty() ? "" : "\t" + candidates));
     }
     return out;
   }
@@ -497,14 +510,16 @@ class MaskedLMTask : public BertTaskBase {
           size_t other = uniform(sentences.size() - 1);
           if (other >= d) ++other;
           const auto& o = sentences[other];
-          for (size_t k = o.empty() ? 0 : uniform(o.size()); k < o.size() && a.size() + b.size() < target; ++k) {
+          for (size_t k = o.empty() ? 0 : uniform(o.size());
+               k < o.size() && a.size() + b.size() < target; ++k) {
             b.insert(b.end(), o[k].begin(), o[k].end());
           }
           // The unused sentences of this chunk start the next one (as the reference does).
           if (b.empty()) random_next = 0;
         }
         if (nsp && !random_next) {
-          for (size_t k = a_end; k < chunk.size(); ++k) b.insert(b.end(), chunk[k]->begin(), chunk[k]->end());
+          for (size_t k = a_end; k < chunk.size(); ++k)
+            b.insert(b.end(), chunk[k]->begin(), chunk[k]->end());
         }
         if (nsp && b.empty()) {  // one sentence and nothing to pair it with: split it
           if (a.size() < 2) {
@@ -530,7 +545,8 @@ class MaskedLMTask : public BertTaskBase {
   const std::vector<PretrainingExample>& split(Split s) {
     auto it = splits_.find(s);
     if (it != splits_.end()) return it->second;
-    if (path(s).empty()) throw ConfigError(std::string("data.") + split_name(s) + ": no file given");
+    if (path(s).empty())
+      throw ConfigError(std::string("data.") + split_name(s) + ": no file given");
     return splits_[s] = make_examples(read_documents(path(s), file_options()),
                                       static_cast<uint64_t>(config_.seed) + 17 * (1 + int(s)));
   }
@@ -643,7 +659,8 @@ class BertClassificationTask : public BertTaskBase {
       if (config.data.train.empty()) throw ConfigError("data.train: no training file given");
       train = load_classification_file(config.data.train, file_options());
       skipped_[Split::kTrain] = train.skipped;
-      if (train.examples.empty()) throw InputError("data file has no examples: " + config.data.train);
+      if (train.examples.empty())
+        throw InputError("data file has no examples: " + config.data.train);
       labels_ = LabelMap::from_examples(train.examples);
     } else {
       labels_ = LabelMap::load(artifacts_dir + "/labels.json");
@@ -718,9 +735,9 @@ class BertClassificationTask : public BertTaskBase {
       std::iota(idx.begin(), idx.end(), begin);
       Batch b = collate(data, idx);
       const torch::Tensor logits = model_->forward(b.ids, b.mask);
-      const torch::Tensor labels =
-          torch::tensor(std::vector<int64_t>(data.labels.begin() + begin, data.labels.begin() + end))
-              .to(device_);
+      const torch::Tensor labels = torch::tensor(std::vector<int64_t>(data.labels.begin() + begin,
+                                                                      data.labels.begin() + end))
+                                       .to(device_);
       loss_sum += torch::nn::functional::cross_entropy(
                       logits, labels,
                       torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
@@ -739,7 +756,8 @@ class BertClassificationTask : public BertTaskBase {
     model_->eval();
     EncodedTexts data;
     for (const auto& t : texts) {
-      data.ids.push_back(setup_.tokenizer->encode_pair(t, nullptr, config_.data.max_length, false).input_ids);
+      data.ids.push_back(
+          setup_.tokenizer->encode_pair(t, nullptr, config_.data.max_length, false).input_ids);
     }
     std::vector<std::string> out;
     const int64_t n = static_cast<int64_t>(texts.size());
@@ -748,7 +766,8 @@ class BertClassificationTask : public BertTaskBase {
       std::vector<int64_t> idx(end - begin);
       std::iota(idx.begin(), idx.end(), begin);
       Batch b = collate(data, idx);
-      const torch::Tensor p = torch::softmax(model_->forward(b.ids, b.mask).to(torch::kFloat), -1).cpu();
+      const torch::Tensor p =
+          torch::softmax(model_->forward(b.ids, b.mask).to(torch::kFloat), -1).cpu();
       const auto [best, arg] = p.max(-1);
       for (int64_t i = 0; i < end - begin; ++i) {
         char probability[32];
@@ -797,7 +816,8 @@ class BertClassificationTask : public BertTaskBase {
   const EncodedTexts& split(Split s) {
     auto it = splits_.find(s);
     if (it != splits_.end()) return it->second;
-    if (path(s).empty()) throw ConfigError(std::string("data.") + split_name(s) + ": no file given");
+    if (path(s).empty())
+      throw ConfigError(std::string("data.") + split_name(s) + ": no file given");
     ClassificationData data = load_classification_file(path(s), file_options());
     skipped_[s] = data.skipped;
     return splits_[s] = encode(data, path(s));

@@ -23,14 +23,13 @@ const std::string kFixture = kSrc + "/tests/data/golden/bert_pretraining_tiny";
 class BertTaskTest : public TempDirTest {
  protected:
   ExperimentConfig config(const std::string& file, std::vector<std::string> overrides) {
-    std::vector<std::string> base = {
-        "data.train=" + kSrc + "/tests/data/tiny_cls/train.tsv",
-        "data.valid=" + kSrc + "/tests/data/tiny_cls/valid.tsv",
-        "data.test=\"\"",
-        "output_dir=" + (dir_ / "run").string(),
-        "logging.progress=none",
-        "logging.tensorboard=false",
-        "device=cpu"};
+    std::vector<std::string> base = {"data.train=" + kSrc + "/tests/data/tiny_cls/train.tsv",
+                                     "data.valid=" + kSrc + "/tests/data/tiny_cls/valid.tsv",
+                                     "data.test=\"\"",
+                                     "output_dir=" + (dir_ / "run").string(),
+                                     "logging.progress=none",
+                                     "logging.tensorboard=false",
+                                     "device=cpu"};
     base.insert(base.end(), overrides.begin(), overrides.end());
     return load_config(kSrc + "/configs/tiny/" + file, base);
   }
@@ -71,13 +70,13 @@ TEST_F(BertTaskTest, CheckpointIsAHuggingFaceFolderAndFineTunesWithLoraAndDecay)
   for (const char* f : {"config.json", "vocab.txt", "tokenizer_config.json", "model.safetensors"}) {
     EXPECT_TRUE(fs::exists(ckpt + "/" + f)) << f;
   }
-  EXPECT_EQ(read_hf_bert_config(ckpt).architectures, std::vector<std::string>{"BertForPreTraining"});
+  EXPECT_EQ(read_hf_bert_config(ckpt).architectures,
+            std::vector<std::string>{"BertForPreTraining"});
 
   ExperimentConfig c = config(
       "bert_classifier.yaml",
       {"model.pretrained=" + (dir_ / "run").string(), "output_dir=" + (dir_ / "ft").string(),
-       "model.lora_rank=2", "model.layer_lr_decay=0.5", "model.head_lr=0.006",
-       "trainer.epochs=1"});
+       "model.lora_rank=2", "model.layer_lr_decay=0.5", "model.head_lr=0.006", "trainer.epochs=1"});
   seed_everything(c.seed);
   auto task = make_task(c, "", torch::kCPU);
   // Pretrained encoder weights arrived (the classifier head is new).
@@ -104,8 +103,8 @@ TEST_F(BertTaskTest, CheckpointIsAHuggingFaceFolderAndFineTunesWithLoraAndDecay)
   // Export merges the adapters; the exported folder gives the fine-tuned model's outputs.
   const std::string out = (dir_ / "export").string();
   fs::create_directories(out);
-  auto reloaded = make_task(load_config(ft.last_checkpoint + "/config.yaml"), ft.last_checkpoint,
-                            torch::kCPU);
+  auto reloaded =
+      make_task(load_config(ft.last_checkpoint + "/config.yaml"), ft.last_checkpoint, torch::kCPU);
   load_weights(*reloaded, ft.last_checkpoint);
   reloaded->model()->eval();
   auto ids = torch::tensor({{2, 10, 11, 12, 3}}, torch::kInt64);
@@ -130,16 +129,16 @@ TEST_F(BertTaskTest, CheckpointIsAHuggingFaceFolderAndFineTunesWithLoraAndDecay)
 
 TEST_F(BertTaskTest, FreezingAndL2SpNeedAndUseThePretrainedWeights) {
   train(config("bert_mlm.yaml", {"trainer.epochs=1"}));
-  ExperimentConfig c = config("bert_classifier.yaml",
-                              {"model.pretrained=" + (dir_ / "run").string(),
-                               "output_dir=" + (dir_ / "ft").string(), "model.freeze_layers=1",
-                               "model.freeze_embeddings=true", "model.l2sp=0.5",
-                               "trainer.epochs=1"});
+  ExperimentConfig c =
+      config("bert_classifier.yaml",
+             {"model.pretrained=" + (dir_ / "run").string(), "output_dir=" + (dir_ / "ft").string(),
+              "model.freeze_layers=1", "model.freeze_embeddings=true", "model.l2sp=0.5",
+              "trainer.epochs=1"});
   seed_everything(c.seed);
   auto task = make_task(c, "", torch::kCPU);
   for (const auto& p : task->model()->named_parameters()) {
-    const bool frozen = p.key().rfind("bert.embeddings.", 0) == 0 ||
-                        p.key().rfind("bert.encoder.layer.0.", 0) == 0;
+    const bool frozen =
+        p.key().rfind("bert.embeddings.", 0) == 0 || p.key().rfind("bert.encoder.layer.0.", 0) == 0;
     EXPECT_EQ(p.value().requires_grad(), !frozen) << p.key();
   }
   // At the pretrained weights the L2-SP penalty is zero; moving a weight costs l2sp * d^2.
@@ -175,9 +174,9 @@ TEST_F(BertTaskTest, FineTunesAHuggingFaceFolder) {
   for (char ch = 'a'; ch <= 'z'; ++ch) vocab += std::string(1, ch) + "\n##" + ch + "\n";
   for (int i = 0; i < 43; ++i) vocab += "w" + std::to_string(i) + "\n";
   write("hf/vocab.txt", vocab);
-  ExperimentConfig c = config("bert_classifier.yaml",
-                              {"model.pretrained=" + hf.string(), "data.max_length=32",
-                               "trainer.max_steps=2"});
+  ExperimentConfig c =
+      config("bert_classifier.yaml",
+             {"model.pretrained=" + hf.string(), "data.max_length=32", "trainer.max_steps=2"});
   FitResult r = train(c);
   EXPECT_EQ(r.losses.size(), 2u);
   // A vocab.txt larger than the model's vocabulary is refused.
@@ -188,8 +187,8 @@ TEST_F(BertTaskTest, FineTunesAHuggingFaceFolder) {
   EXPECT_ERROR(make_task(c, "", torch::kCPU), "has no vocab.txt");
   // max_length beyond the position embeddings (64).
   write("hf/vocab.txt", vocab);
-  EXPECT_ERROR(make_task(config("bert_classifier.yaml", {"model.pretrained=" + hf.string(),
-                                                          "data.max_length=100"}),
+  EXPECT_ERROR(make_task(config("bert_classifier.yaml",
+                                {"model.pretrained=" + hf.string(), "data.max_length=100"}),
                          "", torch::kCPU),
                "data.max_length (100) exceeds the model's max_position_embeddings (64)");
   // A vocab.txt without [UNK].
@@ -198,9 +197,9 @@ TEST_F(BertTaskTest, FineTunesAHuggingFaceFolder) {
 }
 
 TEST_F(BertTaskTest, BertNeedsTheWordPieceTokenizer) {
-  EXPECT_ERROR(make_task(config("bert_classifier.yaml", {"tokenizer.type=whitespace"}), "",
-                         torch::kCPU),
-               "tokenizer.type: model.type bert needs the wordpiece tokenizer");
+  EXPECT_ERROR(
+      make_task(config("bert_classifier.yaml", {"tokenizer.type=whitespace"}), "", torch::kCPU),
+      "tokenizer.type: model.type bert needs the wordpiece tokenizer");
   EXPECT_ERROR(make_task(config("classifier.yaml", {"task=masked_lm"}), "", torch::kCPU),
                "task masked_lm takes bert, got 'text_cnn_bilstm_attention'");
 }
@@ -214,12 +213,11 @@ TEST(BertForward, MatchesTheFixtureUnderHuggingFaceNames) {
   std::map<std::string, torch::Tensor> got(out.begin(), out.end());
   std::vector<std::string> names;
   for (const auto& [name, t] : out) names.push_back(name);
-  EXPECT_EQ(names, (std::vector<std::string>{
-                       "last_hidden_state", "pooler_output", "hidden_states.0", "hidden_states.1",
-                       "hidden_states.2", "attentions.0", "attentions.1", "prediction_logits",
-                       "seq_relationship_logits"}));
-  for (const auto& [ours, theirs] :
-       std::vector<std::pair<std::string, std::string>>{
+  EXPECT_EQ(names, (std::vector<std::string>{"last_hidden_state", "pooler_output",
+                                             "hidden_states.0", "hidden_states.1",
+                                             "hidden_states.2", "attentions.0", "attentions.1",
+                                             "prediction_logits", "seq_relationship_logits"}));
+  for (const auto& [ours, theirs] : std::vector<std::pair<std::string, std::string>>{
            {"hidden_states.0", "out/embedding_output"},
            {"hidden_states.2", "out/layer1"},
            {"pooler_output", "out/pooler_output"},
