@@ -127,6 +127,35 @@ TEST_F(BertTaskTest, CheckpointIsAHuggingFaceFolderAndFineTunesWithLoraAndDecay)
   EXPECT_FALSE(fs::exists(out + "/adapter.safetensors"));
 }
 
+TEST_F(BertTaskTest, ExportThenImportIsBitIdentical) {
+  FitResult r = train(config("bert_classifier.yaml", {"trainer.max_steps=2"}));
+  auto task = make_task(load_config(r.last_checkpoint + "/config.yaml"), r.last_checkpoint,
+                        torch::kCPU);
+  load_weights(*task, r.last_checkpoint);
+  const std::string out = (dir_ / "export").string();
+  fs::create_directories(out);
+  task->export_huggingface(out);
+  // The exported weights are the checkpoint's, bit for bit, and import back the same.
+  HfBertConfig hf = read_hf_bert_config(out);
+  EXPECT_EQ(hf.labels, (std::vector<std::string>{"ham", "spam"}));
+  BertClassifier again(hf.options, 2);
+  HfLoadReport report = load_hf_weights(*again, read_hf_weights(out), out, "bert");
+  EXPECT_TRUE(report.initialized.empty() && report.unexpected.empty()) << report.summary();
+  std::map<std::string, torch::Tensor> theirs;
+  for (auto& [n, t] : module_state(*again)) theirs[n] = t;
+  for (const auto& [n, t] : module_state(*task->model())) EXPECT_TRUE(t.equal(theirs[n])) << n;
+  again->eval();
+  task->model()->eval();
+  torch::NoGradGuard no_grad;
+  auto ids = torch::tensor({{2, 10, 11, 12, 3, 0}}, torch::kInt64);
+  auto mask = torch::tensor({{1, 1, 1, 1, 1, 0}}, torch::kInt64);
+  EXPECT_TRUE(again->forward(ids, mask).equal(task->model()->as<BertClassifier>()->forward(ids, mask)));
+  // The tokenizer files travel too.
+  for (const char* f : {"vocab.txt", "tokenizer_config.json", "special_tokens_map.json"}) {
+    EXPECT_TRUE(fs::exists(out + "/" + f)) << f;
+  }
+}
+
 TEST_F(BertTaskTest, FreezingAndL2SpNeedAndUseThePretrainedWeights) {
   train(config("bert_mlm.yaml", {"trainer.epochs=1"}));
   ExperimentConfig c =
