@@ -1,7 +1,9 @@
 #include "datasets/batching.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
 #include <string_view>
 #include <utility>
 
@@ -139,6 +141,40 @@ void shuffle_in_place(std::vector<int64_t>& values, std::mt19937_64& rng) {
     const size_t j = static_cast<size_t>(random_below(rng, i));
     std::swap(values[i - 1], values[j]);
   }
+}
+
+EpochBatches::EpochBatches(int64_t n, int64_t batch_size, bool shuffle, uint64_t seed)
+    : n_(n), batch_size_(batch_size), shuffle_(shuffle), seed_(seed) {
+  TORCH_CHECK(n >= 0 && batch_size > 0, "EpochBatches: need n >= 0 and batch_size > 0, got ", n,
+              " and ", batch_size);
+}
+
+std::vector<int64_t> EpochBatches::indices(int64_t epoch, int64_t batch) {
+  if (epoch != epoch_) {
+    if (shuffle_) {
+      order_ = shuffled_indices(n_, seed_ * 1000003u + static_cast<uint64_t>(epoch));
+    } else {
+      order_.resize(n_);
+      std::iota(order_.begin(), order_.end(), 0);
+    }
+    epoch_ = epoch;
+  }
+  const int64_t begin = batch * batch_size_;
+  TORCH_CHECK(batch >= 0 && begin < n_, "batch ", batch, " is past the end of the epoch (",
+              count(), " batches)");
+  const int64_t end = std::min(n_, begin + batch_size_);
+  return std::vector<int64_t>(order_.begin() + begin, order_.begin() + end);
+}
+
+std::vector<std::vector<int64_t>> sequential_batches(int64_t n, int64_t batch_size) {
+  TORCH_CHECK(batch_size > 0, "sequential_batches: batch_size must be positive");
+  std::vector<std::vector<int64_t>> out;
+  for (int64_t begin = 0; begin < n; begin += batch_size) {
+    std::vector<int64_t> idx(std::min(n, begin + batch_size) - begin);
+    std::iota(idx.begin(), idx.end(), begin);
+    out.push_back(std::move(idx));
+  }
+  return out;
 }
 
 std::vector<int64_t> shuffled_indices(int64_t n, uint64_t seed) {

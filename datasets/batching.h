@@ -68,6 +68,30 @@ void shuffle_in_place(std::vector<int64_t>& values, std::mt19937_64& rng);
 /// 0..n-1 in a random order that depends only on `seed`.
 std::vector<int64_t> shuffled_indices(int64_t n, uint64_t seed);
 
+/// The training batches of an epoch: 0..n-1 reshuffled each epoch from (seed, epoch) alone (so
+/// a resumed run sees the same batches), or in order without `shuffle`, cut into batch_size
+/// slices; the last may be shorter.
+///   EpochBatches batches(n, 32, true, seed);
+///   for (int64_t b = 0; b < batches.count(); ++b) step(batches.indices(epoch, b));
+class EpochBatches {
+ public:
+  EpochBatches(int64_t n, int64_t batch_size, bool shuffle, uint64_t seed);
+  /// Batches per epoch.
+  int64_t count() const { return (n_ + batch_size_ - 1) / batch_size_; }
+  /// The examples of batch `batch` of epoch `epoch` (the epoch's order is kept until the next).
+  std::vector<int64_t> indices(int64_t epoch, int64_t batch);
+
+ private:
+  int64_t n_, batch_size_;
+  bool shuffle_;
+  uint64_t seed_;
+  int64_t epoch_ = -1;
+  std::vector<int64_t> order_;
+};
+
+/// 0..n-1 cut into consecutive slices of batch_size (evaluation batches).
+std::vector<std::vector<int64_t>> sequential_batches(int64_t n, int64_t batch_size);
+
 /// Indices of the examples in each part of a split, each part in a seeded random order.
 struct SplitIndices {
   std::vector<int64_t> train, valid, test;

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <regex>
 
@@ -258,10 +259,13 @@ class BertTaskBase : public Task {
     return {x.to(device_), m.to(device_), y.to(device_)};
   }
 
-  static std::vector<int64_t> identity(int64_t n) {
-    std::vector<int64_t> v(n);
-    std::iota(v.begin(), v.end(), 0);
-    return v;
+  /// The training batches over n examples (built on first use).
+  EpochBatches& train_batches(int64_t n) {
+    if (!batches_) {
+      batches_.emplace(n, config_.data.batch_size, config_.data.shuffle,
+                       static_cast<uint64_t>(config_.seed));
+    }
+    return *batches_;
   }
 
   const std::string& path(Split s) const {
@@ -290,6 +294,7 @@ class BertTaskBase : public Task {
   BertSetup setup_;
   std::vector<std::pair<torch::Tensor, torch::Tensor>> anchors_;  // (weight, pretrained value)
   std::string lora_head_;
+  std::optional<EpochBatches> batches_;
 };
 
 // ---------------------------------------------------------------- masked_lm
@@ -332,32 +337,23 @@ class MaskedLMTask : public BertTaskBase {
   std::shared_ptr<torch::nn::Module> model() override { return model_.ptr(); }
 
   int64_t batches_per_epoch() override {
-    const int64_t n = static_cast<int64_t>(split(Split::kTrain).size());
-    return (n + config_.data.batch_size - 1) / config_.data.batch_size;
+    return train_batches(static_cast<int64_t>(split(Split::kTrain).size())).count();
   }
 
   StepOutput train_step(int64_t epoch, int64_t batch) override {
     const auto& data = split(Split::kTrain);
-    const int64_t n = static_cast<int64_t>(data.size());
-    if (epoch != order_epoch_) {
-      order_ = config_.data.shuffle
-                   ? shuffled_indices(n, static_cast<uint64_t>(config_.seed) * 1000003u + epoch)
-                   : identity(n);
-      order_epoch_ = epoch;
-    }
-    const int64_t begin = batch * config_.data.batch_size;
-    const int64_t end = std::min(n, begin + config_.data.batch_size);
-    TORCH_CHECK(begin < end, "masked_lm: batch ", batch, " is past the end of the epoch");
+    const std::vector<int64_t> idx =
+        train_batches(static_cast<int64_t>(data.size())).indices(epoch, batch);
     // Masks are drawn afresh every epoch (dynamic masking, RoBERTa) from (seed, epoch, batch):
     // a resumed run draws the same ones.
     std::mt19937_64 rng(static_cast<uint64_t>(config_.seed) * 7919u + epoch * 1000003u + batch);
-    Masked m = mask(data, std::vector<int64_t>(order_.begin() + begin, order_.begin() + end), rng);
+    Masked m = mask(data, idx, rng);
     Losses l = losses(m);
     StepOutput step;
     step.loss = l.nsp.defined() ? l.mlm + l.nsp : l.mlm;
     const torch::Tensor penalty = l2sp_penalty();
     if (penalty.defined()) step.loss = step.loss + penalty;
-    step.examples = end - begin;
+    step.examples = static_cast<int64_t>(idx.size());
     step.tokens = m.batch.mask.sum().item<int64_t>();
     return step;
   }
@@ -373,10 +369,7 @@ class MaskedLMTask : public BertTaskBase {
     std::mt19937_64 rng(12345);  // the same masks at every evaluation
     double mlm_sum = 0, nsp_sum = 0;
     int64_t mlm_count = 0, mlm_correct = 0, nsp_correct = 0;
-    for (int64_t begin = 0; begin < n; begin += config_.data.eval_batch_size) {
-      const int64_t end = std::min(n, begin + config_.data.eval_batch_size);
-      std::vector<int64_t> idx(end - begin);
-      std::iota(idx.begin(), idx.end(), begin);
+    for (const auto& idx : sequential_batches(n, config_.data.eval_batch_size)) {
       Masked m = mask(data, idx, rng);
       Losses l = losses(m, /*sum=*/true);
       mlm_sum += l.mlm.item<double>();
@@ -580,7 +573,8 @@ class MaskedLMTask : public BertTaskBase {
       for (const auto& unit : units) tokens += unit.size();
       const size_t wanted = std::max<size_t>(
           1, static_cast<size_t>(std::lround(tokens * config_.data.mlm_probability)));
-      std::vector<int64_t> order = identity(static_cast<int64_t>(units.size()));
+      std::vector<int64_t> order(units.size());
+      std::iota(order.begin(), order.end(), 0);
       shuffle_in_place(order, rng);
       size_t chosen = 0;
       for (int64_t k : order) {
@@ -638,8 +632,6 @@ class MaskedLMTask : public BertTaskBase {
 
   BertForPreTraining model_{nullptr};
   std::map<Split, std::vector<PretrainingExample>> splits_;
-  std::vector<int64_t> order_;
-  int64_t order_epoch_ = -1;
 };
 
 // ---------------------------------------------------------------- classification
@@ -689,23 +681,13 @@ class BertClassificationTask : public BertTaskBase {
   std::shared_ptr<torch::nn::Module> model() override { return model_.ptr(); }
 
   int64_t batches_per_epoch() override {
-    const int64_t n = static_cast<int64_t>(split(Split::kTrain).ids.size());
-    return (n + config_.data.batch_size - 1) / config_.data.batch_size;
+    return train_batches(static_cast<int64_t>(split(Split::kTrain).ids.size())).count();
   }
 
   StepOutput train_step(int64_t epoch, int64_t batch) override {
     const EncodedTexts& data = split(Split::kTrain);
-    const int64_t n = static_cast<int64_t>(data.ids.size());
-    if (epoch != order_epoch_) {
-      order_ = config_.data.shuffle
-                   ? shuffled_indices(n, static_cast<uint64_t>(config_.seed) * 1000003u + epoch)
-                   : identity(n);
-      order_epoch_ = epoch;
-    }
-    const int64_t begin = batch * config_.data.batch_size;
-    const int64_t end = std::min(n, begin + config_.data.batch_size);
-    TORCH_CHECK(begin < end, "classification: batch ", batch, " is past the end of the epoch");
-    std::vector<int64_t> idx(order_.begin() + begin, order_.begin() + end);
+    const std::vector<int64_t> idx =
+        train_batches(static_cast<int64_t>(data.ids.size())).indices(epoch, batch);
     Batch b = collate(data, idx);
     std::vector<int64_t> labels;
     for (int64_t i : idx) labels.push_back(data.labels[i]);
@@ -714,7 +696,7 @@ class BertClassificationTask : public BertTaskBase {
                                                      torch::tensor(labels).to(device_));
     const torch::Tensor penalty = l2sp_penalty();
     if (penalty.defined()) step.loss = step.loss + penalty;
-    step.examples = end - begin;
+    step.examples = static_cast<int64_t>(idx.size());
     step.tokens = b.mask.sum().item<int64_t>();
     return step;
   }
@@ -723,32 +705,13 @@ class BertClassificationTask : public BertTaskBase {
 
   Evaluation evaluate(Split s) override {
     const EncodedTexts& data = split(s);
-    const int64_t n = static_cast<int64_t>(data.ids.size());
-    if (n == 0) throw InputError("data file has no examples: " + path(s));
+    if (data.ids.empty()) throw InputError("data file has no examples: " + path(s));
     torch::NoGradGuard no_grad;
     model_->eval();
-    std::vector<torch::Tensor> probs;
-    double loss_sum = 0;
-    for (int64_t begin = 0; begin < n; begin += config_.data.eval_batch_size) {
-      const int64_t end = std::min(n, begin + config_.data.eval_batch_size);
-      std::vector<int64_t> idx(end - begin);
-      std::iota(idx.begin(), idx.end(), begin);
-      Batch b = collate(data, idx);
-      const torch::Tensor logits = model_->forward(b.ids, b.mask);
-      const torch::Tensor labels = torch::tensor(std::vector<int64_t>(data.labels.begin() + begin,
-                                                                      data.labels.begin() + end))
-                                       .to(device_);
-      loss_sum += torch::nn::functional::cross_entropy(
-                      logits, labels,
-                      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                      .item<double>();
-      probs.push_back(torch::softmax(logits.to(torch::kFloat), -1).cpu());
-    }
+    Evaluation e = evaluate_classifier(data.labels, config_.data.eval_batch_size, labels_.names(),
+                                       [&](const std::vector<int64_t>& idx) { return logits(data, idx); });
     model_->train();
-    ClassificationReport report = classification_report(torch::tensor(data.labels, torch::kInt64),
-                                                        torch::cat(probs), labels_.names());
-    report.loss = loss_sum / n;
-    return classification_evaluation(report);
+    return e;
   }
 
   std::vector<std::string> predict(const std::vector<std::string>& texts) override {
@@ -759,23 +722,9 @@ class BertClassificationTask : public BertTaskBase {
       data.ids.push_back(
           setup_.tokenizer->encode_pair(t, nullptr, config_.data.max_length, false).input_ids);
     }
-    std::vector<std::string> out;
-    const int64_t n = static_cast<int64_t>(texts.size());
-    for (int64_t begin = 0; begin < n; begin += config_.data.eval_batch_size) {
-      const int64_t end = std::min(n, begin + config_.data.eval_batch_size);
-      std::vector<int64_t> idx(end - begin);
-      std::iota(idx.begin(), idx.end(), begin);
-      Batch b = collate(data, idx);
-      const torch::Tensor p =
-          torch::softmax(model_->forward(b.ids, b.mask).to(torch::kFloat), -1).cpu();
-      const auto [best, arg] = p.max(-1);
-      for (int64_t i = 0; i < end - begin; ++i) {
-        char probability[32];
-        std::snprintf(probability, sizeof probability, "\t%.4f", best[i].item<double>());
-        out.push_back(labels_.name(arg[i].item<int64_t>()) + probability);
-      }
-    }
-    return out;
+    return predict_labels(static_cast<int64_t>(texts.size()), config_.data.eval_batch_size,
+                          labels_.names(),
+                          [&](const std::vector<int64_t>& idx) { return logits(data, idx); });
   }
 
   std::string summary() const override {
@@ -829,12 +778,15 @@ class BertClassificationTask : public BertTaskBase {
     return pad(ids, {});
   }
 
+  torch::Tensor logits(const EncodedTexts& data, const std::vector<int64_t>& idx) {
+    Batch b = collate(data, idx);
+    return model_->forward(b.ids, b.mask);
+  }
+
   LabelMap labels_;
   BertClassifier model_{nullptr};
   std::map<Split, EncodedTexts> splits_;
   std::map<Split, int64_t> skipped_;
-  std::vector<int64_t> order_;
-  int64_t order_epoch_ = -1;
 };
 
 }  // namespace

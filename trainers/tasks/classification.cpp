@@ -1,6 +1,7 @@
 #include "trainers/tasks/classification.h"
 
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
 #include "datasets/batching.h"
@@ -79,29 +80,16 @@ class ClassificationTask : public Task {
 
   std::shared_ptr<torch::nn::Module> model() override { return model_.ptr(); }
 
-  int64_t batches_per_epoch() override {
-    const int64_t n = static_cast<int64_t>(split(Split::kTrain).docs.size());
-    return (n + config_.data.batch_size - 1) / config_.data.batch_size;
-  }
+  int64_t batches_per_epoch() override { return train_batches().count(); }
 
   StepOutput train_step(int64_t epoch, int64_t batch) override {
     const EncodedSplit& data = split(Split::kTrain);
-    const int64_t n = static_cast<int64_t>(data.docs.size());
-    if (epoch != order_epoch_) {
-      order_ = config_.data.shuffle
-                   ? shuffled_indices(n, static_cast<uint64_t>(config_.seed) * 1000003u + epoch)
-                   : identity(n);
-      order_epoch_ = epoch;
-    }
-    const int64_t begin = batch * config_.data.batch_size;
-    const int64_t end = std::min(n, begin + config_.data.batch_size);
-    TORCH_CHECK(begin < end, "classification: batch ", batch, " is past the end of the epoch");
-    DocumentBatch b = collate(data, std::vector<int64_t>(order_.begin() + begin,
-                                                         order_.begin() + end));
+    const std::vector<int64_t> idx = train_batches().indices(epoch, batch);
+    DocumentBatch b = collate(data, idx);
     TextClassifierOutput out = model_->forward(b.ids, b.word_mask, b.sentence_mask);
     StepOutput step;
     step.loss = torch::nn::functional::cross_entropy(out.logits, b.labels);
-    step.examples = end - begin;
+    step.examples = static_cast<int64_t>(idx.size());
     step.tokens = b.word_mask.sum().item<int64_t>();
     return step;
   }
@@ -110,28 +98,11 @@ class ClassificationTask : public Task {
 
   Evaluation evaluate(Split s) override {
     const EncodedSplit& data = split(s);
-    const int64_t n = static_cast<int64_t>(data.docs.size());
-    if (n == 0) throw InputError("data file has no examples: " + path(s));
+    if (data.docs.empty()) throw InputError("data file has no examples: " + path(s));
     torch::NoGradGuard no_grad;
     model_->eval();
-    std::vector<torch::Tensor> probs;
-    double loss_sum = 0;
-    for (int64_t begin = 0; begin < n; begin += config_.data.eval_batch_size) {
-      const int64_t end = std::min(n, begin + config_.data.eval_batch_size);
-      std::vector<int64_t> idx(end - begin);
-      std::iota(idx.begin(), idx.end(), begin);
-      DocumentBatch b = collate(data, idx);
-      torch::Tensor logits = model_->forward(b.ids, b.word_mask, b.sentence_mask).logits;
-      loss_sum += torch::nn::functional::cross_entropy(
-                      logits, b.labels,
-                      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                      .item<double>();
-      probs.push_back(torch::softmax(logits.to(torch::kFloat), -1).cpu());
-    }
-    ClassificationReport report = classification_report(
-        torch::tensor(data.labels, torch::kInt64), torch::cat(probs), labels_.names());
-    report.loss = loss_sum / n;
-    return classification_evaluation(report);
+    return evaluate_classifier(data.labels, config_.data.eval_batch_size, labels_.names(),
+                               [&](const std::vector<int64_t>& idx) { return logits(data, idx); });
   }
 
   std::vector<std::string> predict(const std::vector<std::string>& texts) override {
@@ -139,24 +110,9 @@ class ClassificationTask : public Task {
     model_->eval();
     EncodedSplit data;
     for (const auto& t : texts) data.docs.push_back(encode_document(t, *tokenizer_, vocab_, hierarchy_));
-    std::vector<std::string> out;
-    const int64_t n = static_cast<int64_t>(texts.size());
-    for (int64_t begin = 0; begin < n; begin += config_.data.eval_batch_size) {
-      const int64_t end = std::min(n, begin + config_.data.eval_batch_size);
-      std::vector<int64_t> idx(end - begin);
-      std::iota(idx.begin(), idx.end(), begin);
-      DocumentBatch b = collate(data, idx);
-      torch::Tensor p = torch::softmax(
-          model_->forward(b.ids, b.word_mask, b.sentence_mask).logits.to(torch::kFloat), -1)
-                            .cpu();
-      auto [best, arg] = p.max(-1);
-      for (int64_t i = 0; i < end - begin; ++i) {
-        char probability[32];
-        std::snprintf(probability, sizeof probability, "\t%.4f", best[i].item<double>());
-        out.push_back(labels_.name(arg[i].item<int64_t>()) + probability);
-      }
-    }
-    return out;
+    return predict_labels(static_cast<int64_t>(texts.size()), config_.data.eval_batch_size,
+                          labels_.names(),
+                          [&](const std::vector<int64_t>& idx) { return logits(data, idx); });
   }
 
   /// One heatmap per document: its sentences (as encode_document keeps them, labelled with
@@ -232,10 +188,18 @@ class ClassificationTask : public Task {
     return out;
   }
 
-  static std::vector<int64_t> identity(int64_t n) {
-    std::vector<int64_t> v(n);
-    std::iota(v.begin(), v.end(), 0);
-    return v;
+  EpochBatches& train_batches() {
+    if (!batches_) {
+      batches_.emplace(static_cast<int64_t>(split(Split::kTrain).docs.size()),
+                       config_.data.batch_size, config_.data.shuffle,
+                       static_cast<uint64_t>(config_.seed));
+    }
+    return *batches_;
+  }
+
+  torch::Tensor logits(const EncodedSplit& data, const std::vector<int64_t>& idx) {
+    DocumentBatch b = collate(data, idx);
+    return model_->forward(b.ids, b.word_mask, b.sentence_mask).logits;
   }
 
   const std::string& path(Split s) const {
@@ -307,11 +271,48 @@ class ClassificationTask : public Task {
   TextClassifier model_{nullptr};
   std::map<Split, EncodedSplit> splits_;
   std::map<Split, int64_t> skipped_;
-  std::vector<int64_t> order_;
-  int64_t order_epoch_ = -1;
+  std::optional<EpochBatches> batches_;
 };
 
 }  // namespace
+
+Evaluation evaluate_classifier(const std::vector<int64_t>& labels, int64_t batch_size,
+                               const std::vector<std::string>& names,
+                               const std::function<torch::Tensor(const std::vector<int64_t>&)>& logits) {
+  const int64_t n = static_cast<int64_t>(labels.size());
+  std::vector<torch::Tensor> probs;
+  double loss_sum = 0;
+  for (const auto& idx : sequential_batches(n, batch_size)) {
+    const torch::Tensor z = logits(idx);
+    std::vector<int64_t> y;
+    for (int64_t i : idx) y.push_back(labels[i]);
+    loss_sum += torch::nn::functional::cross_entropy(
+                    z, torch::tensor(y, torch::kInt64).to(z.device()),
+                    torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                    .item<double>();
+    probs.push_back(torch::softmax(z.to(torch::kFloat), -1).cpu());
+  }
+  ClassificationReport report =
+      classification_report(torch::tensor(labels, torch::kInt64), torch::cat(probs), names);
+  report.loss = loss_sum / std::max<int64_t>(n, 1);
+  return classification_evaluation(report);
+}
+
+std::vector<std::string> predict_labels(
+    int64_t n, int64_t batch_size, const std::vector<std::string>& names,
+    const std::function<torch::Tensor(const std::vector<int64_t>&)>& logits) {
+  std::vector<std::string> out;
+  for (const auto& idx : sequential_batches(n, batch_size)) {
+    const torch::Tensor p = torch::softmax(logits(idx).to(torch::kFloat), -1).cpu();
+    const auto [best, arg] = p.max(-1);
+    for (size_t i = 0; i < idx.size(); ++i) {
+      char probability[32];
+      std::snprintf(probability, sizeof probability, "\t%.4f", best[i].item<double>());
+      out.push_back(names.at(arg[i].item<int64_t>()) + probability);
+    }
+  }
+  return out;
+}
 
 Evaluation classification_evaluation(const ClassificationReport& report) {
   Evaluation eval;

@@ -3,6 +3,8 @@
 // confusion matrix. Models: text_cnn_bilstm_attention (documents -> sentences -> words) and bert.
 #pragma once
 
+#include <functional>
+
 #include "trainers/task.h"
 
 namespace nlpkit {
@@ -12,6 +14,18 @@ struct ClassificationReport;
 /// The Evaluation of a classification report: metrics accuracy, loss, macro/micro P/R/F1 and
 /// roc_auc when defined; the report as JSON and its table.
 Evaluation classification_evaluation(const ClassificationReport& report);
+
+/// Evaluates a classifier over examples 0..n-1 (n = labels.size()) in batches of `batch_size`:
+/// `logits(indices)` gives (batch, classes) logits; mean cross-entropy loss, probabilities and
+/// the classification report. The caller sets eval mode and no-grad.
+Evaluation evaluate_classifier(const std::vector<int64_t>& labels, int64_t batch_size,
+                               const std::vector<std::string>& names,
+                               const std::function<torch::Tensor(const std::vector<int64_t>&)>& logits);
+
+/// `nlpkit predict` lines for n inputs: "label<TAB>probability" of the most likely class.
+std::vector<std::string> predict_labels(
+    int64_t n, int64_t batch_size, const std::vector<std::string>& names,
+    const std::function<torch::Tensor(const std::vector<int64_t>&)>& logits);
 
 /// Task `classification`; model.type bert builds the BERT classifier (trainers/tasks/bert.h).
 std::unique_ptr<Task> make_classification_task(const ExperimentConfig& config,
