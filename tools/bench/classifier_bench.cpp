@@ -30,10 +30,11 @@
 #include <vector>
 
 #include "datasets/batching.h"
-#include "trainers/allocator.h"
 #include "modules/text_classifier.h"
+#include "tools/bench/bert_bench.h"
 #include "tools/bench/recurrent_bench.h"
 #include "tools/bench/wordpiece_bench.h"
+#include "trainers/allocator.h"
 #include "trainers/optim.h"
 #include "trainers/safetensors.h"
 
@@ -77,6 +78,7 @@ const char* const kUsage =
     "                    [--embedding-dim N] [--cnn-hidden-size N] [--kernel-sizes 2,3,4]\n"
     "                    [--hidden-size N] [--num-layers N] [--dropout X]\n"
     "       nlpkit_bench recurrent lstm|lm|convlstm [options]  (nlpkit_bench recurrent --help)\n"
+    "       nlpkit_bench bert --write-data FILE | --data FILE  (nlpkit_bench bert --help)\n"
     "       nlpkit_bench wordpiece --vocab VOCAB [--no-lowercase] [--repeat N] FILE.tsv...\n";
 
 std::vector<int64_t> parse_list(const std::string& text) {
@@ -347,6 +349,7 @@ int main(int argc, char** argv) {
   // The first argument picks the benchmark; without one it is the classifier's.
   const std::string bench = argc >= 2 ? argv[1] : "";
   if (bench == "recurrent") return nlpkit::bench::recurrent_main(argc - 1, argv + 1);
+  if (bench == "bert") return nlpkit::bench::bert_main(argc - 1, argv + 1);
   if (bench == "wordpiece") return nlpkit::bench::wordpiece_main(argc - 1, argv + 1);
   if (bench == "classifier") {
     --argc;

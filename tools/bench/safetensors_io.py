@@ -10,8 +10,9 @@ _DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "I32": np.int3
 
 
 def load_safetensors(path):
-    """Tensors by name and the metadata of a safetensors file: an 8-byte little-endian header
-    length, the JSON header, then the raw little-endian bytes."""
+    """Tensors by name, in the order of their data (the writer's order: for a state dict, the
+    module's), and the metadata of a safetensors file: an 8-byte little-endian header length,
+    the JSON header, then the raw little-endian bytes."""
     with open(path, "rb") as f:
         blob = f.read()
     (header_len,) = struct.unpack("<Q", blob[:8])
@@ -19,7 +20,7 @@ def load_safetensors(path):
     data = memoryview(blob)[8 + header_len:]
     metadata = header.pop("__metadata__", {})
     tensors = {}
-    for name, info in header.items():
+    for name, info in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0]):
         begin, end = info["data_offsets"]
         array = np.frombuffer(data[begin:end], dtype=_DTYPES[info["dtype"]])
         tensors[name] = torch.from_numpy(array.reshape(info["shape"]).copy())
