@@ -102,9 +102,11 @@ torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids,
                                           const torch::Tensor& token_type_ids) {
   const int64_t t = input_ids.size(1);
   const torch::Tensor positions = position_ids.slice(1, 0, t);                    // (1, T)
-  torch::Tensor x = word_embeddings(input_ids) + position_embeddings(positions);  // (B, T, H)
-  x = token_type_ids.defined() ? x + token_type_embeddings(token_type_ids)
-                               : x + token_type_embeddings->weight[0];
+  // HuggingFace's order of additions (word + token type, then + position): bitwise the same.
+  torch::Tensor x = token_type_ids.defined()
+                        ? word_embeddings(input_ids) + token_type_embeddings(token_type_ids)
+                        : word_embeddings(input_ids) + token_type_embeddings->weight[0];
+  x = x + position_embeddings(positions);  // (B, T, H)
   return dropout(layer_norm(x));
 }
 
@@ -151,7 +153,8 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden,
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
   torch::Tensor scores;
   if (additive_mask.defined()) {
-    const torch::Tensor mask = additive_mask.expand({b, heads, t, t}).reshape({b * heads, t, t});
+    // (B*heads, 1, T), broadcast over the queries by baddbmm: no (B*heads, T, T) copy.
+    const torch::Tensor mask = additive_mask.expand({b, heads, 1, t}).reshape({b * heads, 1, t});
     scores = torch::baddbmm(mask, q.reshape({b * heads, t, hd}),
                             k.reshape({b * heads, t, hd}).transpose(1, 2), 1.0, scale);
   } else {
