@@ -3,12 +3,36 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
+#include <vector>
 
 namespace nlpkit {
+
+/// What `module.pretty_print` writes.
+inline std::string printed(const torch::nn::Module& module) {
+  std::ostringstream out;
+  module.pretty_print(out);
+  return out.str();
+}
+
+/// The names of the module's parameters (recursively, dotted), in registration order.
+inline std::vector<std::string> parameter_keys(const torch::nn::Module& module) {
+  std::vector<std::string> keys;
+  for (const auto& item : module.named_parameters()) keys.push_back(item.key());
+  return keys;
+}
+
+/// parameter_keys, then the buffers' names.
+inline std::vector<std::string> state_keys(const torch::nn::Module& module) {
+  std::vector<std::string> keys = parameter_keys(module);
+  for (const auto& item : module.named_buffers()) keys.push_back(item.key());
+  return keys;
+}
 
 /// The message of the exception `f` throws, or "<no exception>".
 template <typename F>

@@ -25,19 +25,6 @@ torch::Tensor find(const NamedTensors& tensors, const std::string& name) {
   throw std::runtime_error("no tensor named " + name);
 }
 
-std::vector<std::string> keys(const torch::nn::Module& module) {
-  std::vector<std::string> out;
-  for (const auto& item : module.named_parameters()) out.push_back(item.key());
-  for (const auto& item : module.named_buffers()) out.push_back(item.key());
-  return out;
-}
-
-std::string printed(const torch::nn::Module& module) {
-  std::ostringstream out;
-  module.pretty_print(out);
-  return out.str();
-}
-
 // |actual - expected| <= atol + rtol * |expected| everywhere, with the largest difference in the
 // failure message.
 testing::AssertionResult Close(const torch::Tensor& actual, const torch::Tensor& expected,
@@ -117,7 +104,7 @@ TEST(ConvLSTMTest, MatchesReferenceFixture) {
   const SafetensorsFile weights = load_safetensors(weights_path);
   std::vector<std::string> file_keys;
   for (const auto& item : weights.tensors) file_keys.push_back(item.first);
-  EXPECT_EQ(file_keys, keys(*model));
+  EXPECT_EQ(file_keys, state_keys(*model));
   load_module_state(*model, weights.tensors, weights_path);
   EXPECT_TRUE(torch::equal(model->cell_list[1]->as<ConvLSTMCell>()->conv->weight,
                            find(weights.tensors, "cell_list.1.conv.weight")));
@@ -285,7 +272,7 @@ TEST(ConvRecurrentTest, OutputShapesKeepHeightAndWidth) {
 
 TEST(ConvRecurrentTest, StateDictKeysAndShapes) {
   ConvLSTM lstm(ConvLSTMOptions(3, {8, 6}, {{3, 3}, {5, 3}}));
-  EXPECT_EQ(keys(*lstm),
+  EXPECT_EQ(state_keys(*lstm),
             (std::vector<std::string>{"cell_list.0.conv.weight", "cell_list.0.conv.bias",
                                       "cell_list.1.conv.weight", "cell_list.1.conv.bias"}));
   auto state = lstm->named_parameters();
@@ -293,11 +280,11 @@ TEST(ConvRecurrentTest, StateDictKeysAndShapes) {
   EXPECT_EQ(state["cell_list.1.conv.weight"].sizes(), torch::IntArrayRef({24, 14, 5, 3}));
   EXPECT_EQ(state["cell_list.1.conv.bias"].sizes(), torch::IntArrayRef({24}));
   ConvLSTM no_bias(ConvLSTMOptions(3, {8, 6}, {{3, 3}, {5, 3}}).bias(false));
-  EXPECT_EQ(keys(*no_bias),
+  EXPECT_EQ(state_keys(*no_bias),
             (std::vector<std::string>{"cell_list.0.conv.weight", "cell_list.1.conv.weight"}));
 
   ConvGRU gru(ConvGRUOptions(3, {8, 6}, {{3, 3}, {5, 3}}));
-  EXPECT_EQ(keys(*gru),
+  EXPECT_EQ(state_keys(*gru),
             (std::vector<std::string>{
                 "cell_list.0.conv_gates.weight", "cell_list.0.conv_gates.bias",
                 "cell_list.0.conv_candidate.weight", "cell_list.0.conv_candidate.bias",
@@ -308,7 +295,7 @@ TEST(ConvRecurrentTest, StateDictKeysAndShapes) {
   EXPECT_EQ(state["cell_list.1.conv_candidate.weight"].sizes(), torch::IntArrayRef({6, 14, 5, 3}));
 
   ConvLSTMEncoderForecaster model(ConvLSTMEncoderForecasterOptions(1, {8, 6}, {{3, 3}, {5, 3}}));
-  EXPECT_EQ(keys(*model),
+  EXPECT_EQ(state_keys(*model),
             (std::vector<std::string>{
                 "encoder.cell_list.0.conv.weight", "encoder.cell_list.0.conv.bias",
                 "encoder.cell_list.1.conv.weight", "encoder.cell_list.1.conv.bias",

@@ -7,13 +7,6 @@
 namespace nlpkit {
 namespace {
 
-std::vector<std::string> keys(const torch::nn::Module& m) {
-  std::vector<std::string> out;
-  for (const auto& p : m.named_parameters()) out.push_back(p.key());
-  for (const auto& b : m.named_buffers()) out.push_back(b.key());
-  return out;
-}
-
 TEST(RecurrentLanguageModel, ShapesAndCarriedState) {
   for (const char* cell : {"rnn", "lstm", "gru"}) {
     RecurrentLanguageModel lm(RecurrentLMOptions(11).cell(cell).embedding_dim(6).hidden_size(5));
@@ -33,13 +26,13 @@ TEST(RecurrentLanguageModel, ShapesAndCarriedState) {
 
 TEST(RecurrentLanguageModel, StateDictKeysFollowPyTorchsExample) {
   RecurrentLanguageModel lm(RecurrentLMOptions(10).num_layers(1).embedding_dim(4).hidden_size(4));
-  EXPECT_EQ(keys(*lm), (std::vector<std::string>{"embedding.weight", "rnn.weight_ih_l0",
+  EXPECT_EQ(state_keys(*lm), (std::vector<std::string>{"embedding.weight", "rnn.weight_ih_l0",
                                                  "rnn.weight_hh_l0", "rnn.bias_ih_l0",
                                                  "rnn.bias_hh_l0", "decoder.weight",
                                                  "decoder.bias"}));
   RecurrentLanguageModel tied(
       RecurrentLMOptions(10).num_layers(1).embedding_dim(4).hidden_size(4).tie_embeddings(true));
-  EXPECT_EQ(keys(*tied), (std::vector<std::string>{"output_bias", "embedding.weight",
+  EXPECT_EQ(state_keys(*tied), (std::vector<std::string>{"output_bias", "embedding.weight",
                                                    "rnn.weight_ih_l0", "rnn.weight_hh_l0",
                                                    "rnn.bias_ih_l0", "rnn.bias_hh_l0"}));
 }

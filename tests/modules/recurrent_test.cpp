@@ -37,18 +37,6 @@ std::string kind_name(Kind kind) {
 
 int64_t gates(Kind kind) { return kind == Kind::kLSTM ? 4 : kind == Kind::kGRU ? 3 : 1; }
 
-std::string printed(const torch::nn::Module& module) {
-  std::ostringstream out;
-  module.pretty_print(out);
-  return out.str();
-}
-
-std::vector<std::string> keys(const torch::nn::Module& module) {
-  std::vector<std::string> names;
-  for (const auto& item : module.named_parameters()) names.push_back(item.key());
-  return names;
-}
-
 void expect_close(const Tensor& actual, const Tensor& expected, const std::string& what,
                   double tol = 1e-5) {
   ASSERT_EQ(actual.defined(), expected.defined()) << what;
@@ -60,7 +48,7 @@ void expect_close(const Tensor& actual, const Tensor& expected, const std::strin
 
 // Copies parameters by name; the two modules must have exactly the same names and shapes.
 void copy_parameters(const torch::nn::Module& from, torch::nn::Module& to) {
-  ASSERT_EQ(keys(from), keys(to));
+  ASSERT_EQ(parameter_keys(from), parameter_keys(to));
   torch::NoGradGuard no_grad;
   auto target = to.named_parameters();
   for (const auto& item : from.named_parameters()) target[item.key()].copy_(item.value());
@@ -488,7 +476,7 @@ TEST(RecurrentTest, StateDictKeysAreLibTorchs) {
       "weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse", "bias_hh_l0_reverse",
       "weight_ih_l1",         "weight_hh_l1",         "bias_ih_l1",         "bias_hh_l1",
       "weight_ih_l1_reverse", "weight_hh_l1_reverse", "bias_ih_l1_reverse", "bias_hh_l1_reverse"};
-  EXPECT_EQ(keys(*lstm), expected);
+  EXPECT_EQ(parameter_keys(*lstm), expected);
   EXPECT_EQ(lstm->named_parameters()["weight_ih_l1_reverse"].sizes(), torch::IntArrayRef({16, 8}));
   EXPECT_TRUE(lstm->named_buffers().is_empty());
 
@@ -512,18 +500,18 @@ TEST(RecurrentTest, StateDictKeysAreLibTorchs) {
             torch::nn::RNN(torch::nn::RNNOptions(3, 4).num_layers(3).bidirectional(true).bias(bias))
                 .ptr();
       }
-      ASSERT_EQ(keys(*ours), keys(*theirs)) << kind_name(kind) << " bias=" << bias;
+      ASSERT_EQ(parameter_keys(*ours), parameter_keys(*theirs)) << kind_name(kind) << " bias=" << bias;
       for (const auto& item : theirs->named_parameters()) {
         EXPECT_EQ(ours->named_parameters()[item.key()].sizes(), item.value().sizes());
       }
     }
   }
-  EXPECT_EQ(keys(*LSTMCell(3, 4)),
+  EXPECT_EQ(parameter_keys(*LSTMCell(3, 4)),
             (std::vector<std::string>{"weight_ih", "weight_hh", "bias_ih", "bias_hh"}));
-  EXPECT_EQ(keys(*LSTMCell(3, 4)), keys(*torch::nn::LSTMCell(3, 4)));
-  EXPECT_EQ(keys(*GRUCell(GRUCellOptions(3, 4).bias(false))),
-            keys(*torch::nn::GRUCell(torch::nn::GRUCellOptions(3, 4).bias(false))));
-  EXPECT_EQ(keys(*RNNCell(RNNCellOptions(3, 4))), keys(*torch::nn::RNNCell(3, 4)));
+  EXPECT_EQ(parameter_keys(*LSTMCell(3, 4)), parameter_keys(*torch::nn::LSTMCell(3, 4)));
+  EXPECT_EQ(parameter_keys(*GRUCell(GRUCellOptions(3, 4).bias(false))),
+            parameter_keys(*torch::nn::GRUCell(torch::nn::GRUCellOptions(3, 4).bias(false))));
+  EXPECT_EQ(parameter_keys(*RNNCell(RNNCellOptions(3, 4))), parameter_keys(*torch::nn::RNNCell(3, 4)));
 }
 
 class RecurrentCheckpointTest : public TempDirTest {};

@@ -12,19 +12,6 @@
 namespace nlpkit {
 namespace {
 
-std::string printed(const torch::nn::Module& module) {
-  std::ostringstream out;
-  module.pretty_print(out);
-  return out.str();
-}
-
-std::vector<std::string> state_keys(const torch::nn::Module& module) {
-  std::vector<std::string> keys;
-  for (const auto& item : module.named_parameters()) keys.push_back(item.key());
-  for (const auto& item : module.named_buffers()) keys.push_back(item.key());
-  return keys;
-}
-
 void expect_close(const torch::Tensor& actual, const torch::Tensor& expected, double rtol = 1e-5,
                   double atol = 1e-6) {
   ASSERT_EQ(actual.sizes(), expected.sizes());

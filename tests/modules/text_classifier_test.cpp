@@ -60,12 +60,6 @@ std::vector<Document> sample_docs() {
   };
 }
 
-std::string printed(const torch::nn::Module& module) {
-  std::ostringstream out;
-  module.pretty_print(out);
-  return out.str();
-}
-
 // ---------------------------------------------------------------------------------------------
 // Shapes, attention, padding
 
@@ -219,13 +213,6 @@ TEST(SentAttentionTest, MatchesDefinition) {
 // ---------------------------------------------------------------------------------------------
 // Parameters
 
-std::vector<std::string> keys(const torch::nn::Module& module) {
-  std::vector<std::string> out;
-  for (const auto& item : module.named_parameters()) out.push_back(item.key());
-  for (const auto& item : module.named_buffers()) out.push_back(item.key());
-  return out;
-}
-
 TEST(TextClassifierTest, StateDictKeys) {
   std::vector<std::string> expected = {
       "word_embedding.weight",
@@ -258,10 +245,10 @@ TEST(TextClassifierTest, StateDictKeys) {
       "fc.bias",
   };
   TextClassifier model(tiny_options());
-  EXPECT_EQ(keys(*model), expected);
+  EXPECT_EQ(state_keys(*model), expected);
   expected.push_back("pretrained_embedding");
   TextClassifier with_pretrained(tiny_options().use_pretrained(true));
-  EXPECT_EQ(keys(*with_pretrained), expected);
+  EXPECT_EQ(state_keys(*with_pretrained), expected);
   EXPECT_EQ(with_pretrained->named_parameters().size(), expected.size() - 1);  // a buffer
   // Shapes that fix the checkpoint format.
   EXPECT_EQ(model->word_encoder->convs[1]->as<torch::nn::Conv2d>()->weight.sizes(),
