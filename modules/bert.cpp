@@ -133,22 +133,9 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden,
   auto split_heads = [&](const torch::Tensor& x) {
     return x.view({b, t, heads, hd}).transpose(1, 2);  // (B, heads, T, Hd)
   };
-  torch::Tensor q, k, v;
-  if (!query->has_adapter() && !key->has_adapter() && !value->has_adapter()) {
-    // One (B*T, H) x (H, 3H) product instead of three: the same sums, better GEMM shapes.
-    const torch::Tensor qkv =
-        torch::linear(hidden, torch::cat({query->weight, key->weight, value->weight}),
-                      torch::cat({query->bias, key->bias, value->bias}))
-            .view({b, t, 3, heads, hd})
-            .permute({2, 0, 3, 1, 4});  // (3, B, heads, T, Hd)
-    q = qkv[0];
-    k = qkv[1];
-    v = qkv[2];
-  } else {
-    q = split_heads(query(hidden));
-    k = split_heads(key(hidden));
-    v = split_heads(value(hidden));
-  }
+  const torch::Tensor q = split_heads(query(hidden));
+  const torch::Tensor k = split_heads(key(hidden));
+  const torch::Tensor v = split_heads(value(hidden));
   // scores = q k^T / sqrt(Hd) + mask; one fused baddbmm (scale and mask in the same pass).
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
   torch::Tensor scores;
