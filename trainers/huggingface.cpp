@@ -904,7 +904,10 @@ NamedTensors hf_export_tensors(torch::nn::Module& model) {
   NamedTensors out = module_state(model);
   torch::Tensor word, bias;
   for (const auto& [name, tensor] : out) {
-    if (name == "bert.embeddings.word_embeddings.weight") word = tensor;
+    if (name == "bert.embeddings.word_embeddings.weight" ||
+        name == "deberta.embeddings.word_embeddings.weight") {
+      word = tensor;
+    }
     if (name == "cls.predictions.bias") bias = tensor;
   }
   if (word.defined() && bias.defined()) {

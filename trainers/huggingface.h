@@ -103,8 +103,8 @@ HfLoadReport load_hf_weights(torch::nn::Module& model, NamedTensors weights,
                              const std::string& source, const std::string& prefix);
 
 /// The tensors to write for HuggingFace: the model's state dict plus the tied copies
-/// HuggingFace's BertForPreTraining lists (cls.predictions.decoder.weight/bias) when the model
-/// has the MLM head.
+/// HuggingFace's BertForPreTraining and DebertaV2ForMaskedLM list (cls.predictions.decoder.weight
+/// and .bias) when the model has the MLM head.
 NamedTensors hf_export_tensors(torch::nn::Module& model);
 
 /// `nlpkit forward`: runs the model of `dir` (resolve_model_folder; the head from config.json's

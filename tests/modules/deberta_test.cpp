@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <sstream>
 
@@ -300,6 +301,20 @@ void expect_fixture_parity(const std::string& fixture, int64_t expected_loaded) 
 TEST(DebertaParity, V3Tiny) { expect_fixture_parity("deberta_v3_tiny", 44); }
 TEST(DebertaParity, V2SmallBuckets) { expect_fixture_parity("deberta_v2_small_buckets", 52); }
 TEST(DebertaParity, V2ConvTiny) { expect_fixture_parity("deberta_v2_conv_tiny", 48); }
+
+TEST(DebertaParity, ExportListsTheFixturesTensors) {
+  // hf_export_tensors adds the tied decoder copies: the fixture's own key list comes back.
+  const std::string dir = kGolden + "deberta_v2_conv_tiny";
+  DebertaForMaskedLM m(read_hf_deberta_config(dir).options);
+  std::vector<std::string> ours, reference;
+  for (const auto& [name, t] : hf_export_tensors(*m)) ours.push_back(name);
+  for (const auto& [name, t] : load_safetensors(dir + "/model.safetensors").tensors) {
+    reference.push_back(name);
+  }
+  std::sort(ours.begin(), ours.end());
+  std::sort(reference.begin(), reference.end());
+  EXPECT_EQ(ours, reference);
+}
 
 TEST(DebertaParity, HfForwardNamesEveryOutput) {
   const std::string dir = kGolden + "deberta_v2_small_buckets";
