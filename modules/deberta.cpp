@@ -1,5 +1,6 @@
 #include "modules/deberta.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -120,13 +121,16 @@ DebertaPositionTerms deberta_position_terms(const std::string& pos_att_type) {
 
 torch::Tensor deberta_relative_position(int64_t query_size, int64_t key_size, int64_t bucket_size,
                                         int64_t max_position, torch::Device device) {
+  // One bucket per distance -(Tk - 1) .. Tq - 1, then the (Tq, Tk) matrix by lookup.
+  const bool bucketed = bucket_size > 0 && max_position > 0;
+  std::vector<int64_t> table(std::max<int64_t>(query_size + key_size - 1, 0));
+  for (int64_t r = -(key_size - 1); r < query_size; ++r) {
+    table[r + key_size - 1] = bucketed ? log_bucket(r, bucket_size, max_position) : r;
+  }
   torch::Tensor out = torch::empty({1, query_size, key_size}, torch::kInt64);
   auto a = out.accessor<int64_t, 3>();
-  const bool bucketed = bucket_size > 0 && max_position > 0;
   for (int64_t i = 0; i < query_size; ++i) {
-    for (int64_t j = 0; j < key_size; ++j) {
-      a[0][i][j] = bucketed ? log_bucket(i - j, bucket_size, max_position) : i - j;
-    }
+    for (int64_t j = 0; j < key_size; ++j) a[0][i][j] = table[i - j + key_size - 1];
   }
   return out.to(device);
 }
@@ -229,7 +233,7 @@ torch::Tensor DisentangledSelfAttentionImpl::forward(
   const double scale = std::sqrt(static_cast<double>(hd * factor));
   torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2));  // (B, heads, Tq, Tk)
 
-  if (terms.c2p || terms.p2c) {
+  if ((terms.c2p || terms.p2c) && tq > 0 && tk > 0) {
     TORCH_CHECK(relative_pos.defined() && rel_embeddings.defined(),
                 "DisentangledSelfAttention: relative attention needs relative_pos and "
                 "rel_embeddings");
@@ -239,27 +243,40 @@ torch::Tensor DisentangledSelfAttentionImpl::forward(
     TORCH_CHECK(rel_embeddings.size(0) >= 2 * att_span,
                 "DisentangledSelfAttention: rel_embeddings has ", rel_embeddings.size(0),
                 " rows, needs 2 * ", att_span);
-    // (2S, H) -> (heads, 2S, Hd), projected once for the whole batch.
-    const torch::Tensor r = pos_dropout(rel_embeddings.slice(0, 0, 2 * att_span));
-    auto split_positions = [&](const torch::Tensor& x) {
-      return x.view({2 * att_span, heads, hd}).transpose(0, 1);  // (heads, 2S, Hd)
+    // Only rows lo..hi of the 2S relative embeddings are ever indexed (the bucket function is
+    // monotonic: its extremes are at i - j = -(Tk - 1) and Tq - 1), so only those are
+    // projected and multiplied: a short input touches few of the 2S rows. Projected once per
+    // layer for the whole batch.
+    const int64_t max_relative = options.max_relative_positions() < 1
+                                     ? options.max_position_embeddings()
+                                     : options.max_relative_positions();
+    auto row = [&](int64_t r) {
+      const int64_t bucket = options.position_buckets() > 0
+                                 ? log_bucket(r, options.position_buckets(), max_relative)
+                                 : r;
+      return std::clamp<int64_t>(bucket + att_span, 0, 2 * att_span - 1);
     };
-    const torch::Tensor rel = relative_pos[0];  // (Tq, Tk) bucketed i - j
+    const int64_t lo = row(-(tk - 1)), hi = row(tq - 1), rows = hi - lo + 1;
+    const torch::Tensor r = pos_dropout(rel_embeddings.slice(0, lo, hi + 1));  // (R, H)
+    auto split_positions = [&](const torch::Tensor& x) {
+      return x.view({rows, heads, hd}).transpose(0, 1);  // (heads, R, Hd)
+    };
+    const torch::Tensor index = torch::clamp(relative_pos[0] + att_span, 0, 2 * att_span - 1)
+                                    .sub_(lo);  // (Tq, Tk) idx(i, j) - lo
     if (terms.c2p) {
       const torch::Tensor kr =
           split_positions(options.share_att_key() ? key_proj(r) : pos_key_proj(r));
-      const torch::Tensor c2p = torch::matmul(q, kr.transpose(-1, -2));  // (B, heads, Tq, 2S)
-      const torch::Tensor index =
-          torch::clamp(rel + att_span, 0, 2 * att_span - 1).expand({b, heads, tq, tk});
-      scores = scores + torch::gather(c2p, -1, index);  // q_i . Kr[idx(i, j)]
+      const torch::Tensor c2p = torch::matmul(q, kr.transpose(-1, -2));  // (B, heads, Tq, R)
+      // q_i . Kr[idx(i, j)]
+      scores = scores + torch::gather(c2p, -1, index.expand({b, heads, tq, tk}));
     }
     if (terms.p2c) {
       const torch::Tensor qr =
           split_positions(options.share_att_key() ? query_proj(r) : pos_query_proj(r));
-      const torch::Tensor p2c = torch::matmul(k, qr.transpose(-1, -2));  // (B, heads, Tk, 2S)
-      const torch::Tensor index = torch::clamp(rel.transpose(0, 1) + att_span, 0, 2 * att_span - 1)
-                                      .expand({b, heads, tk, tq});        // [j, i] = idx(i, j)
-      scores = scores + torch::gather(p2c, -1, index).transpose(-1, -2);  // k_j . Qr[idx(i, j)]
+      const torch::Tensor p2c = torch::matmul(k, qr.transpose(-1, -2));  // (B, heads, Tk, R)
+      // k_j . Qr[idx(i, j)], gathered as [j, i] then transposed.
+      scores =
+          scores + torch::gather(p2c, -1, index.t().expand({b, heads, tk, tq})).transpose(-1, -2);
     }
   }
   scores = scores / scale;

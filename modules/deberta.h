@@ -131,7 +131,8 @@ class DisentangledSelfAttentionImpl : public torch::nn::Cloneable<DisentangledSe
   explicit DisentangledSelfAttentionImpl(DebertaOptions options_);
   void reset() override;
   /// hidden (B, Tk, H) gives keys and values; query_states (B, Tq, H) the queries (undefined =
-  /// hidden); mask (B, 1, Tq, Tk) bool or undefined; relative_pos (1, Tq, Tk) bucketed i - j;
+  /// hidden); mask (B, 1, Tq, Tk) bool or undefined; relative_pos (1, Tq, Tk) bucketed i - j
+  /// (deberta_relative_position for these options: the rows used are derived from them);
   /// rel_embeddings (2 * span, H), already normalised -> context (B, Tq, H). With `probs`
   /// non-null, stores the attention probabilities (B, heads, Tq, Tk) there.
   torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& mask,
