@@ -231,6 +231,7 @@ torch::Tensor DisentangledSelfAttentionImpl::forward(
   // One scale for all terms: sqrt(Hd * (1 + number of position terms)).
   const int64_t factor = 1 + static_cast<int64_t>(terms.c2p) + static_cast<int64_t>(terms.p2c);
   const double scale = std::sqrt(static_cast<double>(hd * factor));
+  // The position terms and the scale are added in place: one (B, heads, Tq, Tk) buffer.
   torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2));  // (B, heads, Tq, Tk)
 
   if ((terms.c2p || terms.p2c) && tq > 0 && tk > 0) {
@@ -268,24 +269,23 @@ torch::Tensor DisentangledSelfAttentionImpl::forward(
           split_positions(options.share_att_key() ? key_proj(r) : pos_key_proj(r));
       const torch::Tensor c2p = torch::matmul(q, kr.transpose(-1, -2));  // (B, heads, Tq, R)
       // q_i . Kr[idx(i, j)]
-      scores = scores + torch::gather(c2p, -1, index.expand({b, heads, tq, tk}));
+      scores.add_(torch::gather(c2p, -1, index.expand({b, heads, tq, tk})));
     }
     if (terms.p2c) {
       const torch::Tensor qr =
           split_positions(options.share_att_key() ? query_proj(r) : pos_query_proj(r));
       const torch::Tensor p2c = torch::matmul(k, qr.transpose(-1, -2));  // (B, heads, Tk, R)
       // k_j . Qr[idx(i, j)], gathered as [j, i] then transposed.
-      scores =
-          scores + torch::gather(p2c, -1, index.t().expand({b, heads, tk, tq})).transpose(-1, -2);
+      scores.add_(torch::gather(p2c, -1, index.t().expand({b, heads, tk, tq})).transpose(-1, -2));
     }
   }
-  scores = scores / scale;
+  scores.div_(scale);
 
   torch::Tensor p;
   if (mask.defined()) {
     // XSoftmax: masked scores excluded, then zeroed, so a padded query row is all 0.
     const torch::Tensor masked = mask.logical_not();  // (B, 1, Tq, Tk)
-    p = torch::softmax(scores.masked_fill(masked, lowest_of(scores.scalar_type())), -1)
+    p = torch::softmax(scores.masked_fill_(masked, lowest_of(scores.scalar_type())), -1)
             .masked_fill(masked, 0);
   } else {
     p = torch::softmax(scores, -1);  // (B, heads, Tq, Tk)
