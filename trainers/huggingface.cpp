@@ -478,21 +478,65 @@ std::string resolve_model_folder(const std::string& path, const std::string& wha
   return path;  // read_hf_bert_config names what is missing
 }
 
-HfBertConfig read_hf_bert_config(const std::string& dir) {
+namespace {
+
+/// DIR/config.json parsed, with errors naming the folder or the file; `path` receives its path.
+nlohmann::json read_config_json(const std::string& dir, std::string& path) {
   if (!fs::is_directory(dir)) throw InputError("pretrained model folder not found: " + dir);
-  const std::string path = (fs::path(dir) / "config.json").string();
+  path = (fs::path(dir) / "config.json").string();
   if (!fs::exists(path)) {
     throw InputError("pretrained model folder " + dir +
                      " has no config.json (expected a HuggingFace model folder or an nlpkit "
                      "checkpoint)");
   }
-  HfBertConfig c;
+  nlohmann::json raw;
   try {
-    c.raw = nlohmann::json::parse(detail::read_file(path, "config"));
+    raw = nlohmann::json::parse(detail::read_file(path, "config"));
   } catch (const nlohmann::json::parse_error& e) {
     throw InputError(path + ": invalid JSON: " + e.what());
   }
-  if (!c.raw.is_object()) throw InputError(path + ": expected a JSON object");
+  if (!raw.is_object()) throw InputError(path + ": expected a JSON object");
+  return raw;
+}
+
+std::vector<std::string> read_architectures(const nlohmann::json& raw) {
+  std::vector<std::string> out;
+  if (raw.contains("architectures") && raw["architectures"].is_array()) {
+    for (const auto& a : raw["architectures"]) {
+      if (a.is_string()) out.push_back(a.get<std::string>());
+    }
+  }
+  return out;
+}
+
+/// id2label in index order; empty when the config has none.
+std::vector<std::string> read_labels(const nlohmann::json& raw, const JsonReader& r) {
+  std::vector<std::string> labels;
+  if (raw.contains("id2label") && raw["id2label"].is_object()) {
+    const auto& m = raw["id2label"];
+    labels.resize(m.size());
+    for (auto it = m.begin(); it != m.end(); ++it) {
+      size_t index = 0;
+      try {
+        index = std::stoul(it.key());
+      } catch (const std::exception&) {
+        r.fail("id2label", "keys must be label indices", m);
+      }
+      if (index >= m.size() || !it.value().is_string()) {
+        r.fail("id2label", "must map 0..N-1 to label names", m);
+      }
+      labels[index] = it.value().get<std::string>();
+    }
+  }
+  return labels;
+}
+
+}  // namespace
+
+HfBertConfig read_hf_bert_config(const std::string& dir) {
+  std::string path;
+  HfBertConfig c;
+  c.raw = read_config_json(dir, path);
   const JsonReader r(c.raw, path);
   const std::string model_type = r.string("model_type", "");
   if (model_type != "bert") {
@@ -543,27 +587,186 @@ HfBertConfig read_hf_bert_config(const std::string& dir) {
   }
   c.initializer_range = r.number("initializer_range", 0.02);
   c.classifier_dropout = r.number("classifier_dropout", -1);
-  if (c.raw.contains("architectures") && c.raw["architectures"].is_array()) {
-    for (const auto& a : c.raw["architectures"]) {
-      if (a.is_string()) c.architectures.push_back(a.get<std::string>());
+  c.architectures = read_architectures(c.raw);
+  c.labels = read_labels(c.raw, r);
+  return c;
+}
+
+DebertaOptions deberta_options_from_json(const nlohmann::json& j, const std::string& path,
+                                         const std::string& key_prefix) {
+  if (!j.is_object()) throw InputError(path + ": " + key_prefix + ": expected a JSON object");
+  // Keys in errors carry the prefix ("generator.hidden_size").
+  const std::string where = path + ": " + key_prefix;
+  auto fail = [&](const std::string& key, const std::string& what) {
+    throw InputError(path + ": " + key_prefix + key + ": " + what +
+                     (j.contains(key) ? ", got " + j[key].dump() : std::string()));
+  };
+  const JsonReader r(j, path);
+  auto integer = [&](const std::string& key, int64_t fallback) {
+    if (j.contains(key) && !j[key].is_null() && !j[key].is_number_integer()) {
+      fail(key, "must be an integer");
+    }
+    return r.integer(key, fallback);
+  };
+  auto number = [&](const std::string& key, double fallback) {
+    if (j.contains(key) && !j[key].is_null() && !j[key].is_number()) fail(key, "must be a number");
+    return r.number(key, fallback);
+  };
+  auto string = [&](const std::string& key, const std::string& fallback) {
+    if (j.contains(key) && !j[key].is_null() && !j[key].is_string()) fail(key, "must be a string");
+    return r.string(key, fallback);
+  };
+  auto boolean = [&](const std::string& key, bool fallback) {
+    if (j.contains(key) && !j[key].is_null() && !j[key].is_boolean()) {
+      fail(key, "must be true or false");
+    }
+    return r.boolean(key, fallback);
+  };
+  auto lower = [](std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+    return s;
+  };
+  auto trim = [](const std::string& s) {
+    const size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+    return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+  };
+
+  DebertaOptions o;
+  // HuggingFace's DebertaV2Config defaults for absent keys (microsoft/DeBERTa: padding_idx).
+  o.vocab_size(integer("vocab_size", 128100))
+      .hidden_size(integer("hidden_size", 1536))
+      .num_layers(integer("num_hidden_layers", 24))
+      .num_heads(integer("num_attention_heads", 24))
+      .intermediate_size(integer("intermediate_size", 6144))
+      .hidden_act(string("hidden_act", "gelu"))
+      .dropout(number("hidden_dropout_prob", 0.1))
+      .attention_dropout(number("attention_probs_dropout_prob", 0.1))
+      .max_position_embeddings(integer("max_position_embeddings", 512))
+      .type_vocab_size(integer("type_vocab_size", 0))
+      .layer_norm_eps(number("layer_norm_eps", 1e-7))
+      .pad_id(integer("pad_token_id", integer("padding_idx", 0)))
+      .relative_attention(boolean("relative_attention", false))
+      .max_relative_positions(integer("max_relative_positions", -1))
+      .position_buckets(integer("position_buckets", -1))
+      .share_att_key(boolean("share_att_key", false))
+      .position_biased_input(boolean("position_biased_input", true))
+      .conv_kernel_size(integer("conv_kernel_size", 0))
+      .conv_act(string("conv_act", "tanh"))
+      .conv_groups(integer("conv_groups", 1));
+
+  // pos_att_type: "p2c|c2p" or ["p2c", "c2p"], case-insensitive as in HuggingFace.
+  std::vector<std::string> terms;
+  if (j.contains("pos_att_type") && !j["pos_att_type"].is_null()) {
+    const auto& v = j["pos_att_type"];
+    if (v.is_string()) {
+      std::stringstream s(lower(v.get<std::string>()));
+      std::string term;
+      while (std::getline(s, term, '|')) terms.push_back(trim(term));
+    } else if (v.is_array()) {
+      for (const auto& t : v) {
+        if (!t.is_string()) fail("pos_att_type", "must be a string such as \"p2c|c2p\" or a list");
+        terms.push_back(lower(trim(t.get<std::string>())));
+      }
+    } else {
+      fail("pos_att_type", "must be a string such as \"p2c|c2p\" or a list of strings");
     }
   }
-  if (c.raw.contains("id2label") && c.raw["id2label"].is_object()) {
-    const auto& m = c.raw["id2label"];
-    c.labels.resize(m.size());
-    for (auto it = m.begin(); it != m.end(); ++it) {
-      size_t index = 0;
-      try {
-        index = std::stoul(it.key());
-      } catch (const std::exception&) {
-        r.fail("id2label", "keys must be label indices", m);
+  std::string pos_att_type;
+  for (const auto& t : terms) {
+    if (t != "c2p" && t != "p2c") {
+      fail("pos_att_type", "unknown term '" + t + "' (supported: c2p, p2c)");
+    }
+    pos_att_type += (pos_att_type.empty() ? "" : "|") + t;
+  }
+  o.pos_att_type(pos_att_type);
+
+  // norm_rel_ebd: "none" or "layer_norm" ('|'-separated in HuggingFace).
+  bool layer_norm = false;
+  {
+    std::stringstream s(lower(string("norm_rel_ebd", "none")));
+    std::string term;
+    while (std::getline(s, term, '|')) {
+      term = trim(term);
+      if (term == "layer_norm") {
+        layer_norm = true;
+      } else if (term != "none" && !term.empty()) {
+        fail("norm_rel_ebd", "unknown value '" + term + "' (supported: none, layer_norm)");
       }
-      if (index >= m.size() || !it.value().is_string()) {
-        r.fail("id2label", "must map 0..N-1 to label names", m);
-      }
-      c.labels[index] = it.value().get<std::string>();
     }
   }
+  o.norm_rel_ebd(layer_norm ? "layer_norm" : "none");
+
+  const std::set<std::string> activations = {"gelu", "gelu_new", "relu", "tanh"};
+  if (!activations.count(o.hidden_act())) {
+    fail("hidden_act", "is not supported (gelu, gelu_new, relu, tanh)");
+  }
+  if (o.conv_kernel_size() > 0 && !activations.count(o.conv_act())) {
+    fail("conv_act", "is not supported (gelu, gelu_new, relu, tanh)");
+  }
+  if (o.hidden_size() <= 0 || o.num_heads() <= 0 || o.hidden_size() % o.num_heads() != 0) {
+    throw InputError(where + "hidden_size (" + std::to_string(o.hidden_size()) +
+                     ") must be a positive multiple of num_attention_heads (" +
+                     std::to_string(o.num_heads()) + ")");
+  }
+  if (j.contains("embedding_size") && !j["embedding_size"].is_null() &&
+      integer("embedding_size", o.hidden_size()) != o.hidden_size()) {
+    fail("embedding_size", "must equal hidden_size (" + std::to_string(o.hidden_size()) +
+                               "): the embed_proj projection is not supported");
+  }
+  for (const char* key : {"vocab_size", "intermediate_size", "max_position_embeddings"}) {
+    if (j.contains(key) && integer(key, 1) <= 0) fail(key, "must be positive");
+  }
+  if (o.num_layers() < 0) fail("num_hidden_layers", "must be >= 0");
+  if (o.type_vocab_size() < 0) fail("type_vocab_size", "must be >= 0");
+  if (o.pad_id() < 0 || o.pad_id() >= o.vocab_size()) {
+    fail(j.contains("pad_token_id") ? "pad_token_id" : "padding_idx", "must be in [0, vocab_size)");
+  }
+  if (o.relative_attention() && o.position_buckets() > 0) {
+    const int64_t max_relative =
+        o.max_relative_positions() < 1 ? o.max_position_embeddings() : o.max_relative_positions();
+    if (o.position_buckets() > max_relative) {
+      fail("position_buckets",
+           "must not exceed " +
+               std::string(o.max_relative_positions() < 1 ? "max_position_embeddings ("
+                                                          : "max_relative_positions (") +
+               std::to_string(max_relative) + ")");
+    }
+    if (o.position_buckets() < 2) fail("position_buckets", "must be >= 2 (or <= 0: no buckets)");
+  }
+  if (o.conv_kernel_size() > 0) {
+    if (o.conv_kernel_size() % 2 == 0) fail("conv_kernel_size", "must be odd");
+    if (o.conv_groups() <= 0 || o.hidden_size() % o.conv_groups() != 0) {
+      fail("conv_groups", "must divide hidden_size (" + std::to_string(o.hidden_size()) + ")");
+    }
+  }
+  try {
+    check_deberta_options(o);
+  } catch (const c10::Error& e) {
+    throw InputError(where + std::string(e.what_without_backtrace()));
+  }
+  return o;
+}
+
+HfDebertaConfig read_hf_deberta_config(const std::string& dir) {
+  std::string path;
+  HfDebertaConfig c;
+  c.raw = read_config_json(dir, path);
+  const JsonReader r(c.raw, path);
+  const std::string model_type = r.string("model_type", "");
+  if (model_type == "deberta") {
+    throw InputError(path +
+                     ": model_type 'deberta' (DeBERTa-v1: in_proj/q_bias/v_bias attention) is "
+                     "not supported; expected 'deberta-v2' (DeBERTa-v2 and v3 checkpoints)");
+  }
+  if (model_type != "deberta-v2") {
+    throw InputError(path + ": model_type is '" + model_type +
+                     "', expected 'deberta-v2' (model.type deberta loads DeBERTa-v2/v3 "
+                     "checkpoints)");
+  }
+  c.options = deberta_options_from_json(c.raw, path);
+  c.initializer_range = r.number("initializer_range", 0.02);
+  c.architectures = read_architectures(c.raw);
+  c.labels = read_labels(c.raw, r);
   return c;
 }
 
@@ -701,7 +904,10 @@ NamedTensors hf_export_tensors(torch::nn::Module& model) {
   NamedTensors out = module_state(model);
   torch::Tensor word, bias;
   for (const auto& [name, tensor] : out) {
-    if (name == "bert.embeddings.word_embeddings.weight") word = tensor;
+    if (name == "bert.embeddings.word_embeddings.weight" ||
+        name == "deberta.embeddings.word_embeddings.weight") {
+      word = tensor;
+    }
     if (name == "cls.predictions.bias") bias = tensor;
   }
   if (word.defined() && bias.defined()) {
@@ -711,9 +917,67 @@ NamedTensors hf_export_tensors(torch::nn::Module& model) {
   return out;
 }
 
+namespace {
+
+/// hf_forward for a DeBERTa-v2/v3 folder.
+NamedTensors deberta_forward(const std::string& path, const std::string& dir,
+                             const torch::Tensor& ids, const torch::Tensor& mask,
+                             const torch::Tensor& types) {
+  const HfDebertaConfig c = read_hf_deberta_config(dir);
+  const std::string arch = c.architectures.empty() ? "DebertaV2Model" : c.architectures[0];
+  std::shared_ptr<torch::nn::Module> model;
+  DebertaForMaskedLM mlm{nullptr};
+  DebertaModel base{nullptr};
+  if (arch == "DebertaV2ForMaskedLM") {
+    model = (mlm = DebertaForMaskedLM(c.options)).ptr();
+  } else {
+    model = (base = DebertaModel(c.options)).ptr();
+  }
+  const HfLoadReport report = load_hf_weights(*model, read_hf_weights(dir), dir, "deberta");
+  for (const auto& name : report.unexpected) {
+    if (name.find("lora_") != std::string::npos) {
+      throw InputError(dir + " holds LoRA adapters (" + name +
+                       "); merge them first: nlpkit export --format hf " + path + " OUT_DIR");
+    }
+  }
+  if (!report.initialized.empty()) {
+    throw InputError(dir + " lacks weights the model needs: " + report.summary());
+  }
+  model->eval();
+  torch::NoGradGuard no_grad;
+  NamedTensors out;
+  auto add_model_outputs = [&](const DebertaModelOutput& o) {
+    out.emplace_back("last_hidden_state", o.last_hidden_state);
+    for (size_t i = 0; i < o.hidden_states.size(); ++i) {
+      out.emplace_back("hidden_states." + std::to_string(i), o.hidden_states[i]);
+    }
+    for (size_t i = 0; i < o.attentions.size(); ++i) {
+      out.emplace_back("attentions." + std::to_string(i), o.attentions[i]);
+    }
+  };
+  try {
+    if (mlm) {
+      DebertaMaskedLMOutput o = mlm->forward(ids, mask, types, true, true);
+      add_model_outputs(o.deberta);
+      out.emplace_back("prediction_logits", o.logits);
+    } else {
+      add_model_outputs(base->forward(ids, mask, types, true, true));
+    }
+  } catch (const c10::Error& e) {
+    throw InputError("forward: " + std::string(e.what_without_backtrace()));
+  }
+  for (auto& [name, t] : out) t = t.contiguous();
+  return out;
+}
+
+}  // namespace
+
 NamedTensors hf_forward(const std::string& path, const NamedTensors& inputs) {
   const std::string dir = resolve_model_folder(path, "forward");
-  const HfBertConfig c = read_hf_bert_config(dir);
+  std::string config_path;
+  const nlohmann::json raw = read_config_json(dir, config_path);
+  const bool deberta = raw.contains("model_type") && raw["model_type"].is_string() &&
+                       raw["model_type"].get<std::string>().rfind("deberta", 0) == 0;
   torch::Tensor ids, mask, types;
   for (const auto& [name, t] : inputs) {
     torch::Tensor* slot = name == "input_ids"        ? &ids
@@ -731,6 +995,8 @@ NamedTensors hf_forward(const std::string& path, const NamedTensors& inputs) {
     *slot = t.to(torch::kInt64);
   }
   if (!ids.defined()) throw InputError("forward: the inputs have no input_ids");
+  if (deberta) return deberta_forward(path, dir, ids, mask, types);
+  const HfBertConfig c = read_hf_bert_config(dir);
   const std::string arch = c.architectures.empty() ? "BertModel" : c.architectures[0];
   std::shared_ptr<torch::nn::Module> model;
   BertForPreTraining pretraining{nullptr};

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "modules/bert.h"
+#include "modules/deberta.h"
 #include "trainers/safetensors.h"
 
 namespace nlpkit {
@@ -42,6 +43,31 @@ struct HfBertConfig {
 /// missing, the JSON is invalid, model_type is not "bert", or a value is unsupported (e.g.
 /// position_embedding_type other than "absolute").
 HfBertConfig read_hf_bert_config(const std::string& dir);
+
+/// A DeBERTa-v2/v3 config.json (model_type "deberta-v2"), mapped to DebertaOptions.
+struct HfDebertaConfig {
+  DebertaOptions options;
+  double initializer_range = 0.02;
+  std::vector<std::string> architectures;
+  /// From id2label (index order), empty when the config has none.
+  std::vector<std::string> labels;
+  nlohmann::json raw;
+};
+
+/// Reads DIR/config.json of a HuggingFace DeBERTa-v2/v3 folder. Keys a file leaves out take
+/// HuggingFace's DebertaV2Config defaults (relative_attention false, position_biased_input
+/// true, position_buckets -1, share_att_key false, norm_rel_ebd none, ...). InputError naming
+/// the file and the key when the folder or file is missing, the JSON is invalid, model_type is
+/// not "deberta-v2" (DeBERTa-v1's "deberta" has other attention parameters and is refused), or
+/// a value is unsupported: unknown pos_att_type terms, position_buckets larger than
+/// max_relative_positions / max_position_embeddings, embedding_size != hidden_size, ...
+HfDebertaConfig read_hf_deberta_config(const std::string& dir);
+
+/// The DeBERTa keys of one JSON object (HuggingFace's or microsoft/DeBERTa's model config, e.g.
+/// a section of an RTD config) mapped to DebertaOptions, with HuggingFace's defaults. `path`
+/// and `key_prefix` (e.g. "generator.") name the file and the keys in errors.
+DebertaOptions deberta_options_from_json(const nlohmann::json& j, const std::string& path,
+                                         const std::string& key_prefix = "");
 
 /// config.json text for `options` (model_type bert, HuggingFace key names), on top of `base`
 /// (keys we do not use survive a round trip).
@@ -77,16 +103,18 @@ HfLoadReport load_hf_weights(torch::nn::Module& model, NamedTensors weights,
                              const std::string& source, const std::string& prefix);
 
 /// The tensors to write for HuggingFace: the model's state dict plus the tied copies
-/// HuggingFace's BertForPreTraining lists (cls.predictions.decoder.weight/bias) when the model
-/// has the MLM head.
+/// HuggingFace's BertForPreTraining and DebertaV2ForMaskedLM list (cls.predictions.decoder.weight
+/// and .bias) when the model has the MLM head.
 NamedTensors hf_export_tensors(torch::nn::Module& model);
 
 /// `nlpkit forward`: runs the model of `dir` (resolve_model_folder; the head from config.json's
 /// architectures: BertForPreTraining, BertForSequenceClassification, BertForTokenClassification,
-/// else the bare BertModel) in eval mode on `inputs` (input_ids, optional attention_mask and
+/// else the bare BertModel; for model_type deberta-v2, DebertaV2ForMaskedLM else the bare
+/// DebertaModel) in eval mode on `inputs` (input_ids, optional attention_mask and
 /// token_type_ids) and returns every output under HuggingFace's names: last_hidden_state,
 /// pooler_output, hidden_states.0 .. hidden_states.L, attentions.0 .. attentions.{L-1}, and
-/// prediction_logits + seq_relationship_logits, or logits.
+/// prediction_logits + seq_relationship_logits, or logits (DeBERTa's MLM head:
+/// prediction_logits).
 NamedTensors hf_forward(const std::string& dir, const NamedTensors& inputs);
 
 }  // namespace nlpkit

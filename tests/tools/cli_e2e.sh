@@ -142,6 +142,11 @@ expect 2 "model_type is 'gpt2', expected 'bert'" -- "$nlpkit" forward "$tmp" --i
 rm "$tmp/config.json"
 expect 2 "cannot open safetensors file: $tmp/none.safetensors" -- "$nlpkit" forward "$bert/hf" --inputs "$tmp/none.safetensors" --output "$tmp/x.safetensors"
 [[ ! -e "$tmp/x.safetensors" ]] && ok || bad "a failed forward left $tmp/x.safetensors behind"
+# DeBERTa: forward on a HuggingFace DeBERTa-v3 folder (3 hidden states, 2 attentions, MLM logits).
+expect 0 "wrote $tmp/deberta_out.safetensors (7 tensors)" -- "$nlpkit" forward tests/data/golden/deberta_v3_tiny --inputs "$inputs" --output "$tmp/deberta_out.safetensors"
+printf '{"model_type": "deberta-v2", "relative_attention": true, "pos_att_type": "c2p|p2p"}' > "$tmp/config.json"
+expect 2 "config.json: pos_att_type: unknown term 'p2p' (supported: c2p, p2c)" -- "$nlpkit" forward "$tmp" --inputs "$inputs" --output "$tmp/x.safetensors"
+rm "$tmp/config.json"
 
 # Errors: one line, exit 2 for bad config or input.
 expect 2 "config file not found: nope.yaml" -- "$nlpkit" train nope.yaml
