@@ -66,7 +66,9 @@ uint64_t EdaRandom::next() {
   return z ^ (z >> 31);
 }
 
-int64_t EdaRandom::below(int64_t n) { return static_cast<int64_t>(next() % static_cast<uint64_t>(n)); }
+int64_t EdaRandom::below(int64_t n) {
+  return static_cast<int64_t>(next() % static_cast<uint64_t>(n));
+}
 
 double EdaRandom::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
 
@@ -83,7 +85,8 @@ std::shared_ptr<WordNet> WordNet::load(const std::string& dir) {
     std::ifstream in(path, std::ios::binary);
     if (!in) missing_wordnet("WordNet index file not found: " + path);
     if (!fs::exists(fs::path(dir) / (std::string("data.") + pos))) {
-      missing_wordnet("WordNet data file not found: " + (fs::path(dir) / ("data." + std::string(pos))).string());
+      missing_wordnet("WordNet data file not found: " +
+                      (fs::path(dir) / ("data." + std::string(pos))).string());
     }
     std::string line;
     for (int64_t number = 1; std::getline(in, line); ++number) {
@@ -185,25 +188,31 @@ std::vector<std::string> SynonymTable::synonyms(const std::string& word) const {
   return it == table_.end() ? std::vector<std::string>{} : it->second;
 }
 
-bool SynonymTable::is_word(const std::string& word) const { return table_.count(lowercase(word)) > 0; }
+bool SynonymTable::is_word(const std::string& word) const {
+  return table_.count(lowercase(word)) > 0;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Stopwords
 
 const std::set<std::string>& english_stopwords() {
   static const std::set<std::string> words = {
-      "i", "me", "my", "myself", "we", "our", "ours", "ourselves", "you", "your", "yours",
-      "yourself", "yourselves", "he", "him", "his", "himself", "she", "her", "hers", "herself",
-      "it", "its", "itself", "they", "them", "their", "theirs", "themselves", "what", "which",
-      "who", "whom", "this", "that", "these", "those", "am", "is", "are", "was", "were", "be",
-      "been", "being", "have", "has", "had", "having", "do", "does", "did", "doing", "a", "an",
-      "the", "and", "but", "if", "or", "because", "as", "until", "while", "of", "at", "by", "for",
-      "with", "about", "against", "between", "into", "through", "during", "before", "after",
-      "above", "below", "to", "from", "up", "down", "in", "out", "on", "off", "over", "under",
-      "again", "further", "then", "once", "here", "there", "when", "where", "why", "how", "all",
-      "any", "both", "each", "few", "more", "most", "other", "some", "such", "no", "nor", "not",
-      "only", "own", "same", "so", "than", "too", "very", "s", "t", "can", "will", "just", "don",
-      "should", "now", ""};
+      "i",       "me",      "my",      "myself",   "we",         "our",    "ours",    "ourselves",
+      "you",     "your",    "yours",   "yourself", "yourselves", "he",     "him",     "his",
+      "himself", "she",     "her",     "hers",     "herself",    "it",     "its",     "itself",
+      "they",    "them",    "their",   "theirs",   "themselves", "what",   "which",   "who",
+      "whom",    "this",    "that",    "these",    "those",      "am",     "is",      "are",
+      "was",     "were",    "be",      "been",     "being",      "have",   "has",     "had",
+      "having",  "do",      "does",    "did",      "doing",      "a",      "an",      "the",
+      "and",     "but",     "if",      "or",       "because",    "as",     "until",   "while",
+      "of",      "at",      "by",      "for",      "with",       "about",  "against", "between",
+      "into",    "through", "during",  "before",   "after",      "above",  "below",   "to",
+      "from",    "up",      "down",    "in",       "out",        "on",     "off",     "over",
+      "under",   "again",   "further", "then",     "once",       "here",   "there",   "when",
+      "where",   "why",     "how",     "all",      "any",        "both",   "each",    "few",
+      "more",    "most",    "other",   "some",     "such",       "no",     "nor",     "not",
+      "only",    "own",     "same",    "so",       "than",       "too",    "very",    "s",
+      "t",       "can",     "will",    "just",     "don",        "should", "now",     ""};
   return words;
 }
 
@@ -262,9 +271,9 @@ std::vector<std::string> Eda::split(const std::string& text) const {
       size_t end = ends[0];
       for (size_t k = ends.size(); k-- > 1;) {
         const std::string candidate = token.substr(i, ends[k] - i);
-        const bool known = std::any_of(sources_.begin(), sources_.end(), [&](const auto& s) {
-          return s->is_word(candidate);
-        }) || stopwords_.count(candidate) > 0;
+        const bool known = std::any_of(sources_.begin(), sources_.end(),
+                                       [&](const auto& s) { return s->is_word(candidate); }) ||
+                           stopwords_.count(candidate) > 0;
         if (known) {
           end = ends[k];
           break;

@@ -214,8 +214,8 @@ torch::Tensor kl_terms(const torch::Tensor& a, const torch::Tensor& b) {
 
 torch::Tensor rdrop_kl(const torch::Tensor& p, const torch::Tensor& q,
                        const torch::Tensor& pad_mask) {
-  TORCH_CHECK(p.sizes() == q.sizes(), "rdrop_kl: the two passes' logits differ in shape: ",
-              p.sizes(), " and ", q.sizes());
+  TORCH_CHECK(p.sizes() == q.sizes(),
+              "rdrop_kl: the two passes' logits differ in shape: ", p.sizes(), " and ", q.sizes());
   torch::Tensor p_loss = kl_terms(p, q);  // KL(q||p)
   torch::Tensor q_loss = kl_terms(q, p);  // KL(p||q)
   if (pad_mask.defined()) {

@@ -313,7 +313,7 @@ TextClassifierOutput TextClassifierImpl::forward(const torch::Tensor& ids,
   SentAttentionOutput pooled = sent_attention(hidden, sentence_mask);  // (B, 2H)
   torch::Tensor document = pooled.document;                            // (B, 2H)
   if (document_hook) document = document_hook(document);
-  torch::Tensor logits = fc(dropout(document));                        // (B, C)
+  torch::Tensor logits = fc(dropout(document));  // (B, C)
   return {logits, pooled.attention};
 }
 

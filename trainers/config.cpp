@@ -405,14 +405,13 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
       "Training-step regularizers of task classification (both models); at most one is on.");
   Section& rd = reg.section(
       "rdrop", "R-Drop: two passes with independent dropout; their cross-entropies + alpha * KL.");
-  rd.add("alpha", &c.regularization.rdrop.alpha, "weight of the symmetric KL; 0 = off")
-      .at_least(0);
+  rd.add("alpha", &c.regularization.rdrop.alpha, "weight of the symmetric KL; 0 = off").at_least(0);
   rd.add("variant", &c.regularization.rdrop.variant,
          "the reference weighting: readme (0.5 (CE1 + CE2)), fairseq (summed NLLs), bert "
          "(CE1 + CE2; the reference uses alpha 0.5)")
       .one_of({"readme", "fairseq", "bert"});
-  Section& sf = reg.section("sift",
-                            "SiFT: an adversarial perturbation of the normalised embeddings.");
+  Section& sf =
+      reg.section("sift", "SiFT: an adversarial perturbation of the normalised embeddings.");
   sf.add("weight", &c.regularization.sift.weight, "weight of the adversarial loss; 0 = off")
       .at_least(0);
   sf.add("sigma", &c.regularization.sift.sigma,
@@ -431,8 +430,8 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
          "what is mixed: embedding (word vectors) or sentence (the classifier's input)")
       .one_of({"embedding", "sentence"});
 
-  Section& au = r.section("augmentation",
-                          "Data augmentation of the training split (task classification).");
+  Section& au =
+      r.section("augmentation", "Data augmentation of the training split (task classification).");
   Section& eda = au.section("eda",
                             "EDA (Wei & Zou 2019): synonym replacement, random insertion, swap "
                             "and deletion.");
@@ -441,15 +440,18 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
       .at_least(0);
   eda.add("synonym_rate", &c.augmentation.eda.synonym_rate,
           "fraction of the words replaced by a synonym")
-      .at_least(0).at_most(1);
+      .at_least(0)
+      .at_most(1);
   eda.add("insertion_rate", &c.augmentation.eda.insertion_rate,
           "words inserted (synonyms of other words), as a fraction of the length")
-      .at_least(0).at_most(1);
+      .at_least(0)
+      .at_most(1);
   eda.add("swap_rate", &c.augmentation.eda.swap_rate, "word pairs swapped, as a fraction")
-      .at_least(0).at_most(1);
-  eda.add("deletion_rate", &c.augmentation.eda.deletion_rate,
-          "probability of deleting each word")
-      .at_least(0).at_most(1);
+      .at_least(0)
+      .at_most(1);
+  eda.add("deletion_rate", &c.augmentation.eda.deletion_rate, "probability of deleting each word")
+      .at_least(0)
+      .at_most(1);
   eda.add("wordnet", &c.augmentation.eda.wordnet,
           "WordNet dict folder (index.* and data.* files; Debian package wordnet-base); empty = "
           "none");
@@ -631,9 +633,8 @@ void check_training_options(const ExperimentConfig& config, const YAML::Node& ro
          "is an option of task classification, not of task " + quote(config.task));
   }
   if (config.augmentation.eda.copies > 0 && config.task != "classification") {
-    fail(reader.where(node_at(root, "augmentation", "eda"), "augmentation.eda"),
-         "augmentation.eda", "is an option of task classification, not of task " +
-                                 quote(config.task));
+    fail(reader.where(node_at(root, "augmentation", "eda"), "augmentation.eda"), "augmentation.eda",
+         "is an option of task classification, not of task " + quote(config.task));
   }
 }
 

@@ -64,8 +64,7 @@ TEST_F(AugmentationFilesTest, MissingOrMalformedWordNetIsNamed) {
     write(std::string("index.") + pos, "");
     write(std::string("data.") + pos, "");
   }
-  EXPECT_ERROR(WordNet::load(dir_.string()),
-               "index.noun:1: malformed WordNet index line");
+  EXPECT_ERROR(WordNet::load(dir_.string()), "index.noun:1: malformed WordNet index line");
   write("index.noun", "  1 header\nmovie n 1 0 1 0 00000000\n");
   auto wn = WordNet::load(dir_.string());
   EXPECT_ERROR(wn->synonyms("movie"), "no synset at byte offset 0");
@@ -109,9 +108,7 @@ TEST_F(AugmentationFilesTest, ChineseIsSegmentedByTheTable) {
 // ---------------------------------------------------------------------------------------------
 // The operations
 
-Eda tiny_eda(EdaOptions o = {}) {
-  return Eda(o, {WordNet::load(kWordNet)}, english_stopwords());
-}
+Eda tiny_eda(EdaOptions o = {}) { return Eda(o, {WordNet::load(kWordNet)}, english_stopwords()); }
 
 TEST(EdaTest, SynonymReplacementSkipsStopwordsAndReplacesEveryOccurrence) {
   Eda eda = tiny_eda();

@@ -317,10 +317,9 @@ TEST(BatchNormTest, CloneIsDeep) {
 /// The tensors of tests/data/golden/<name>/io.safetensors by name.
 std::map<std::string, torch::Tensor> golden_io(const std::string& name) {
   std::map<std::string, torch::Tensor> out;
-  for (auto& [key, tensor] :
-       load_safetensors(std::string(NLPKIT_SOURCE_DIR) + "/tests/data/golden/" + name +
-                        "/io.safetensors")
-           .tensors) {
+  for (auto& [key, tensor] : load_safetensors(std::string(NLPKIT_SOURCE_DIR) +
+                                              "/tests/data/golden/" + name + "/io.safetensors")
+                                 .tensors) {
     out[key] = tensor;
   }
   return out;
@@ -398,12 +397,13 @@ TEST(RDropTest, IdenticalPassesHaveNoKlAndGradientsFlowToBoth) {
 
 TEST(RDropTest, BadInputThrows) {
   EXPECT_THROW_WITH(rdrop_kl(torch::zeros({2, 3}), torch::zeros({2, 4})), "differ in shape");
-  EXPECT_THROW_WITH(rdrop_loss(torch::zeros({2, 3}), torch::zeros({2, 3}), torch::zeros({2}, torch::kLong),
-                               -1.0, RDropVariant::kReadme),
+  EXPECT_THROW_WITH(rdrop_loss(torch::zeros({2, 3}), torch::zeros({2, 3}),
+                               torch::zeros({2}, torch::kLong), -1.0, RDropVariant::kReadme),
                     "alpha must be >= 0");
-  EXPECT_THROW_WITH(rdrop_loss(torch::zeros({2, 3}), torch::zeros({2, 3}), torch::zeros({2}, torch::kLong),
-                               1.0, RDropVariant::kReadme, torch::zeros({2, 1}, torch::kBool)),
-                    "pad_mask is for token-level logits");
+  EXPECT_THROW_WITH(
+      rdrop_loss(torch::zeros({2, 3}), torch::zeros({2, 3}), torch::zeros({2}, torch::kLong), 1.0,
+                 RDropVariant::kReadme, torch::zeros({2, 1}, torch::kBool)),
+      "pad_mask is for token-level logits");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -412,8 +412,7 @@ TEST(RDropTest, BadInputThrows) {
 
 TEST(SiftTest, NormalizationMatchesTheFixture) {
   auto io = golden_io("deberta_sift_tiny");
-  expect_close(sift_normalize(io["out/ln_input"], 1e-7), io["out/ln_input_normalized"], 1e-4,
-               1e-5);
+  expect_close(sift_normalize(io["out/ln_input"], 1e-7), io["out/ln_input_normalized"], 1e-4, 1e-5);
 }
 
 TEST(SiftTest, AscentStepMatchesTheFixture) {
@@ -493,7 +492,8 @@ TEST(SiftTest, PerturbationModes) {
   SiftPerturbation feeds_norm(SiftOptions().sigma(0.01));
   const torch::Tensor xn = feeds_norm(x);
   expect_close(xn.mean(-1), torch::zeros({2, 3}), 0, 1e-5);
-  expect_close(xn.var(-1, false), torch::ones({2, 3}), 1e-3, 1e-3);  // eps 1e-7 against a small variance
+  expect_close(xn.var(-1, false), torch::ones({2, 3}), 1e-3,
+               1e-3);  // eps 1e-7 against a small variance
   feeds_norm.set_adversarial(true);
   const torch::Tensor perturbed = feeds_norm(x);
   ASSERT_TRUE(feeds_norm.delta().defined());
@@ -562,8 +562,8 @@ TEST(MixupTest, MixesPairsAndLabelsWithTheSameLambda) {
   const torch::Tensor logits = torch::randn({3, 4});
   const torch::Tensor y = torch::tensor({0, 3, 1});
   // CE with the mixed one-hot targets, by hand.
-  const torch::Tensor targets = 0.25 * torch::one_hot(y, 4) +
-                                0.75 * torch::one_hot(y.index_select(0, perm), 4);
+  const torch::Tensor targets =
+      0.25 * torch::one_hot(y, 4) + 0.75 * torch::one_hot(y.index_select(0, perm), 4);
   const torch::Tensor expected = -(targets * torch::log_softmax(logits, -1)).sum(-1).mean();
   expect_close(mixup_cross_entropy(logits, y, perm, 0.25), expected);
 }

@@ -86,7 +86,9 @@ TEST(SiftStep, EveryIntermediateByHand) {
   // The same computation written out with plain tensor ops.
   const torch::Tensor x = model->embedding(ids).detach();
   const torch::Tensor xn = torch::layer_norm(x, {6}, {}, {}, 1e-7);
-  auto logits_of = [&](const torch::Tensor& input) { return model->fc(model->norm(input).mean(1)); };
+  auto logits_of = [&](const torch::Tensor& input) {
+    return model->fc(model->norm(input).mean(1));
+  };
   const torch::Tensor target = logits_of(xn);
   expect_close(out.clean_logits, target, 1e-5, 1e-6);
   expect_close(out.task_loss, torch::nn::functional::cross_entropy(target, y), 1e-5, 1e-6);
@@ -101,8 +103,7 @@ TEST(SiftStep, EveryIntermediateByHand) {
   const double g_max = g.abs().max().item<double>();
   EXPECT_GT(g_max, 0);
   expect_close(out.delta_grad, g, 1e-3, 1e-3 * g_max);
-  const torch::Tensor delta1 =
-      delta0 + 1e-2 * g / (1e-6 + std::get<0>(g.abs().max(-1, true)));
+  const torch::Tensor delta1 = delta0 + 1e-2 * g / (1e-6 + std::get<0>(g.abs().max(-1, true)));
   // Each row's step is normalised by its largest |g|, so small-g rows amplify rounding: 1e-3
   // of the step size.
   expect_close(out.delta1 - delta0, delta1 - delta0, 1e-3, 1e-5);
@@ -154,8 +155,8 @@ TEST(MixupStep, SentenceLevelByHand) {
   const double lambda = mixup_lambda(0.4);
   const torch::Tensor perm = torch::randperm(3, torch::kLong);
   const torch::Tensor h = model->norm(model->embedding(ids)).mean(1);
-  const torch::Tensor expected = mixup_cross_entropy(model->fc(mixup(h, perm, lambda)), y, perm,
-                                                     lambda);
+  const torch::Tensor expected =
+      mixup_cross_entropy(model->fc(mixup(h, perm, lambda)), y, perm, lambda);
   expect_close(loss, expected, 1e-5, 1e-6);
   EXPECT_FALSE(static_cast<bool>(model->features_hook));
   // Embedding level mixes the LayerNorm's input instead.
@@ -163,9 +164,8 @@ TEST(MixupStep, SentenceLevelByHand) {
   torch::manual_seed(11);
   const torch::Tensor loss_e = mixup_step(config, batch);
   const torch::Tensor x = mixup(model->embedding(ids), perm, lambda);
-  expect_close(loss_e,
-               mixup_cross_entropy(model->fc(model->norm(x).mean(1)), y, perm, lambda), 1e-5,
-               1e-6);
+  expect_close(loss_e, mixup_cross_entropy(model->fc(model->norm(x).mean(1)), y, perm, lambda),
+               1e-5, 1e-6);
   EXPECT_FALSE(static_cast<bool>(model->embedding_hook));
 }
 
@@ -223,8 +223,8 @@ TEST(RDropStep, BertKlOnTheFixtureClassifier) {
   auto io = io_of(kRDrop);
   BertClassifier model = load_rdrop_bert();
   model->train();
-  ClassifierBatch batch = bert_batch(model, io["in/input_ids"], io["in/attention_mask"],
-                                     io["in/bert_labels"]);
+  ClassifierBatch batch =
+      bert_batch(model, io["in/input_ids"], io["in/attention_mask"], io["in/bert_labels"]);
   // The reference's two train-mode passes after torch.manual_seed(77): same dropout call order,
   // same CPU bernoulli kernel (Debian's LibTorch is the build python3-torch uses).
   torch::manual_seed(77);
@@ -270,7 +270,8 @@ TEST(SiftStep, BertCleanPassKeepsTheLogitsAndTheStepTrains) {
   EXPECT_FALSE(static_cast<bool>(model->bert->embeddings->layer_norm_input_hook));
   out.loss.backward();
   for (const auto& p : model->named_parameters()) {
-    if (p.key().find("pooler") != std::string::npos || p.key().find("classifier") != std::string::npos ||
+    if (p.key().find("pooler") != std::string::npos ||
+        p.key().find("classifier") != std::string::npos ||
         p.key().find("word_embeddings") != std::string::npos) {
       ASSERT_TRUE(p.value().grad().defined()) << p.key();
       EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0) << p.key();
@@ -335,12 +336,11 @@ class RegularizedTrainingTest : public TempDirTest {
 };
 
 TEST_F(RegularizedTrainingTest, TextCnnTrainsWithEachRegularizer) {
-  for (const std::vector<std::string>& o :
-       std::vector<std::vector<std::string>>{{"regularization.rdrop.alpha=1"},
-                                             {"regularization.sift.weight=1"},
-                                             {"regularization.mixup.alpha=0.4"},
-                                             {"regularization.mixup.alpha=0.4",
-                                              "regularization.mixup.level=embedding"}}) {
+  for (const std::vector<std::string>& o : std::vector<std::vector<std::string>>{
+           {"regularization.rdrop.alpha=1"},
+           {"regularization.sift.weight=1"},
+           {"regularization.mixup.alpha=0.4"},
+           {"regularization.mixup.alpha=0.4", "regularization.mixup.level=embedding"}}) {
     std::filesystem::remove_all(dir_ / "run");
     FitResult r = train("classifier.yaml", o);
     ASSERT_EQ(r.losses.size(), 2u) << o[0];
@@ -349,12 +349,10 @@ TEST_F(RegularizedTrainingTest, TextCnnTrainsWithEachRegularizer) {
 }
 
 TEST_F(RegularizedTrainingTest, BertTrainsWithEachRegularizer) {
-  for (const std::vector<std::string>& o :
-       std::vector<std::vector<std::string>>{{"regularization.rdrop.alpha=0.5",
-                                              "regularization.rdrop.variant=bert"},
-                                             {"regularization.sift.weight=5"},
-                                             {"regularization.mixup.alpha=0.4",
-                                              "regularization.mixup.level=embedding"}}) {
+  for (const std::vector<std::string>& o : std::vector<std::vector<std::string>>{
+           {"regularization.rdrop.alpha=0.5", "regularization.rdrop.variant=bert"},
+           {"regularization.sift.weight=5"},
+           {"regularization.mixup.alpha=0.4", "regularization.mixup.level=embedding"}}) {
     std::filesystem::remove_all(dir_ / "run");
     FitResult r = train("bert_classifier.yaml", o);
     ASSERT_EQ(r.losses.size(), 2u) << o[0];
@@ -373,8 +371,10 @@ TEST_F(RegularizedTrainingTest, BadConfigIsNamedWithFileAndLine) {
   const std::string two =
       write("t.yaml", "regularization:\n  rdrop:\n    alpha: 1\n  sift:\n    weight: 1\n");
   EXPECT_ERROR(load_config(two), "t.yaml:5:5: regularization.sift: only one training-step");
-  const std::string lm = write("l.yaml", "task: language_model\nregularization:\n  mixup:\n    alpha: 1\n");
-  EXPECT_ERROR(load_config(lm), "l.yaml:4:5: regularization.mixup: is an option of task classification");
+  const std::string lm =
+      write("l.yaml", "task: language_model\nregularization:\n  mixup:\n    alpha: 1\n");
+  EXPECT_ERROR(load_config(lm),
+               "l.yaml:4:5: regularization.mixup: is an option of task classification");
   const std::string level = write("m.yaml", "regularization:\n  mixup:\n    level: word\n");
   EXPECT_ERROR(load_config(level), "m.yaml:3:12: regularization.mixup.level:");
   const std::string sigma = write("s.yaml", "regularization:\n  sift:\n    sigma: 0\n");

@@ -98,8 +98,8 @@ class ClassificationTask : public Task {
     const int64_t begin = batch * config_.data.batch_size;
     const int64_t end = std::min(n, begin + config_.data.batch_size);
     TORCH_CHECK(begin < end, "classification: batch ", batch, " is past the end of the epoch");
-    DocumentBatch b = collate(data, std::vector<int64_t>(order_.begin() + begin,
-                                                         order_.begin() + end));
+    DocumentBatch b =
+        collate(data, std::vector<int64_t>(order_.begin() + begin, order_.begin() + end));
     StepOutput step;
     step.examples = end - begin;
     step.tokens = b.word_mask.sum().item<int64_t>();
