@@ -348,6 +348,42 @@ TEST_F(RegularizedTrainingTest, TextCnnTrainsWithEachRegularizer) {
   }
 }
 
+TEST_F(RegularizedTrainingTest, SameSeedSameLosses) {
+  for (const char* o : {"regularization.rdrop.alpha=1", "regularization.sift.weight=1",
+                        "regularization.mixup.alpha=0.4", "augmentation.eda.copies=1"}) {
+    std::vector<std::string> overrides = {
+        std::string(o), "augmentation.eda.wordnet=" + kSrc + "/tests/data/wordnet_tiny"};
+    std::filesystem::remove_all(dir_ / "run");
+    const std::vector<double> first = train("classifier.yaml", overrides).losses;
+    std::filesystem::remove_all(dir_ / "run");
+    EXPECT_EQ(train("classifier.yaml", overrides).losses, first) << o;
+  }
+}
+
+TEST_F(RegularizedTrainingTest, EdaAugmentsTheTrainingSplitOnly) {
+  const std::string src = kSrc;
+  auto config = [&](const std::string& copies) {
+    return load_config(src + "/configs/tiny/classifier.yaml",
+                       {"data.train=" + src + "/tests/data/tiny_cls/train.tsv",
+                        "data.valid=" + src + "/tests/data/tiny_cls/valid.tsv", "data.test=\"\"",
+                        "augmentation.eda.copies=" + copies,
+                        "augmentation.eda.wordnet=" + src + "/tests/data/wordnet_tiny"});
+  };
+  const std::string plain = make_task(config("0"), "", torch::kCPU)->summary();
+  const std::string augmented = make_task(config("2"), "", torch::kCPU)->summary();
+  // 64 training examples, 3 times as many with 2 copies each; the validation split unchanged.
+  EXPECT_TRUE(Contains(plain, "train 64")) << plain;
+  EXPECT_TRUE(Contains(augmented, "train 192")) << augmented;
+  const std::string valid = plain.substr(plain.find("valid"), 9);
+  EXPECT_TRUE(Contains(augmented, valid)) << augmented;
+  EXPECT_ERROR(make_task(load_config(src + "/configs/tiny/classifier.yaml",
+                                     {"data.train=" + src + "/tests/data/tiny_cls/train.tsv",
+                                      "augmentation.eda.copies=1",
+                                      "augmentation.eda.wordnet=" + (dir_ / "none").string()}),
+                         "", torch::kCPU),
+               "install the Debian package wordnet-base");
+}
+
 TEST_F(RegularizedTrainingTest, BertTrainsWithEachRegularizer) {
   for (const std::vector<std::string>& o : std::vector<std::vector<std::string>>{
            {"regularization.rdrop.alpha=0.5", "regularization.rdrop.variant=bert"},
