@@ -107,6 +107,7 @@ torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids,
                         ? word_embeddings(input_ids) + token_type_embeddings(token_type_ids)
                         : word_embeddings(input_ids) + token_type_embeddings->weight[0];
   x = x + position_embeddings(positions);  // (B, T, H)
+  if (layer_norm_input_hook) x = layer_norm_input_hook(x);
   return dropout(layer_norm(x));
 }
 
@@ -412,7 +413,8 @@ torch::Tensor BertClassifierImpl::forward(const torch::Tensor& input_ids,
                                           bool output_hidden_states, bool output_attentions) {
   BertModelOutput o = bert->forward(input_ids, attention_mask, token_type_ids, output_hidden_states,
                                     output_attentions);
-  const torch::Tensor features = per_token ? o.last_hidden_state : o.pooler_output;
+  torch::Tensor features = per_token ? o.last_hidden_state : o.pooler_output;
+  if (features_hook) features = features_hook(features);
   torch::Tensor logits = classifier(dropout(features));  // (B, labels) or (B, T, labels)
   if (out) *out = std::move(o);
   return logits;

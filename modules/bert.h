@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "modules/lora.h"
+#include "modules/regularization.h"
 
 namespace nlpkit {
 
@@ -65,6 +66,10 @@ class BertEmbeddingsImpl : public torch::nn::Cloneable<BertEmbeddingsImpl> {
   torch::nn::LayerNorm layer_norm{nullptr};  // "LayerNorm"
   torch::nn::Dropout dropout{nullptr};
   torch::Tensor position_ids;  // buffer (1, max_position_embeddings), as HuggingFace 4.x saves it
+  /// Applied to the LayerNorm's input (word + position + token type, (B, T, H)) when set: the
+  /// site of SiFT's perturbation and of embedding-level Mixup (trainers/regularizers.h), as
+  /// DeBERTa's forward pre-hook on embeddings.LayerNorm. Not part of the state.
+  TensorHook layer_norm_input_hook;
 
  protected:
   FORWARD_HAS_DEFAULT_ARGS({1, torch::nn::AnyValue(torch::Tensor())})
@@ -284,6 +289,9 @@ class BertClassifierImpl : public torch::nn::Cloneable<BertClassifierImpl> {
   BertModel bert{nullptr};
   torch::nn::Dropout dropout{nullptr};
   LoRALinear classifier{nullptr};
+  /// Applied to the classifier's input features (pooled (B, H) or (B, T, H)) before the dropout
+  /// when set: the site of sentence-level Mixup. Not part of the state.
+  TensorHook features_hook;
 };
 TORCH_MODULE(BertClassifier);
 

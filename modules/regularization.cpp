@@ -197,4 +197,160 @@ void BatchNormImpl::pretty_print(std::ostream& stream) const {
          << ", track_running_stats=" << (options.track_running_stats() ? "true" : "false") << ")";
 }
 
+// ---------------------------------------------------------------------------------------------
+// R-Drop
+
+namespace {
+
+/// F.kl_div(log_softmax(a), softmax(b), reduction none) = KL(b||a) per element, in float32.
+/// xlogy(t, t) is how ATen writes t * log t, so the terms match the reference's rounding.
+torch::Tensor kl_terms(const torch::Tensor& a, const torch::Tensor& b) {
+  const torch::Tensor log_a = torch::log_softmax(a.to(torch::kFloat), -1);
+  const torch::Tensor t = torch::softmax(b.to(torch::kFloat), -1);
+  return torch::xlogy(t, t) - t * log_a;
+}
+
+}  // namespace
+
+torch::Tensor rdrop_kl(const torch::Tensor& p, const torch::Tensor& q,
+                       const torch::Tensor& pad_mask) {
+  TORCH_CHECK(p.sizes() == q.sizes(),
+              "rdrop_kl: the two passes' logits differ in shape: ", p.sizes(), " and ", q.sizes());
+  torch::Tensor p_loss = kl_terms(p, q);  // KL(q||p)
+  torch::Tensor q_loss = kl_terms(q, p);  // KL(p||q)
+  if (pad_mask.defined()) {
+    TORCH_CHECK(pad_mask.scalar_type() == torch::kBool, "rdrop_kl: pad_mask must be bool, got ",
+                pad_mask.scalar_type());
+    p_loss = p_loss.masked_fill(pad_mask, 0.0);
+    q_loss = q_loss.masked_fill(pad_mask, 0.0);
+  }
+  return (p_loss.sum() + q_loss.sum()) / 2;
+}
+
+torch::Tensor rdrop_loss(const torch::Tensor& logits1, const torch::Tensor& logits2,
+                         const torch::Tensor& labels, double alpha, RDropVariant variant,
+                         const torch::Tensor& pad_mask) {
+  TORCH_CHECK(alpha >= 0, "rdrop_loss: alpha must be >= 0, got ", alpha);
+  TORCH_CHECK(logits1.dim() == labels.dim() + 1,
+              "rdrop_loss: expected logits (B, C) with labels (B) or (B, T, C) with (B, T), got ",
+              logits1.sizes(), " and ", labels.sizes());
+  const int64_t c = logits1.size(-1);
+  torch::Tensor l1 = logits1.reshape({-1, c});
+  torch::Tensor l2 = logits2.reshape({-1, c});
+  torch::Tensor y = labels.reshape({-1});
+  if (pad_mask.defined()) {
+    TORCH_CHECK(labels.dim() == 2, "rdrop_loss: pad_mask is for token-level logits (B, T, C)");
+    const torch::Tensor keep = ~pad_mask.reshape({-1});  // (B*T)
+    TORCH_CHECK(keep.size(0) == y.size(0), "rdrop_loss: pad_mask of shape ", pad_mask.sizes(),
+                " does not match labels of shape ", labels.sizes());
+    const torch::Tensor idx = keep.nonzero().squeeze(1);
+    l1 = l1.index_select(0, idx);
+    l2 = l2.index_select(0, idx);
+    y = y.index_select(0, idx);
+  }
+  namespace F = torch::nn::functional;
+  const auto reduction = variant == RDropVariant::kFairseq
+                             ? F::CrossEntropyFuncOptions().reduction(torch::kSum)
+                             : F::CrossEntropyFuncOptions().reduction(torch::kMean);
+  const torch::Tensor ce1 = F::cross_entropy(l1, y, reduction);
+  const torch::Tensor ce2 = F::cross_entropy(l2, y, reduction);
+  // The KL sums over the kept rows only, which is the same as zeroing the padded terms.
+  const torch::Tensor kl = rdrop_kl(l1, l2);
+  const torch::Tensor ce = variant == RDropVariant::kReadme ? 0.5 * (ce1 + ce2) : ce1 + ce2;
+  return ce + alpha * kl;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SiFT
+
+torch::Tensor sift_normalize(const torch::Tensor& x, double eps) {
+  return torch::layer_norm(x, {x.size(-1)}, /*weight=*/{}, /*bias=*/{}, eps);
+}
+
+torch::Tensor sift_initial_delta(const torch::Tensor& like, double sigma) {
+  TORCH_CHECK(sigma > 0, "SiFT: sigma must be > 0, got ", sigma);
+  return torch::empty(like.sizes(), like.options().dtype(torch::kFloat))
+      .normal_(0, sigma)
+      .clamp_(-2 * sigma, 2 * sigma);
+}
+
+torch::Tensor sift_ascent_step(const torch::Tensor& delta, const torch::Tensor& grad,
+                               double step_size) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor scale = 1e-6 + std::get<0>(grad.abs().max(-1, /*keepdim=*/true));
+  return delta + step_size * grad / scale;
+}
+
+torch::Tensor sift_symmetric_kl(const torch::Tensor& logits, const torch::Tensor& target) {
+  TORCH_CHECK(logits.sizes() == target.sizes(), "sift_symmetric_kl: logits ", logits.sizes(),
+              " and target ", target.sizes(), " differ in shape");
+  const int64_t c = logits.size(-1);
+  const torch::Tensor log_s = torch::log_softmax(logits.reshape({-1, c}).to(torch::kFloat), -1);
+  const torch::Tensor log_t = torch::log_softmax(target.reshape({-1, c}).to(torch::kFloat), -1);
+  const torch::Tensor p_t = log_t.exp().detach();
+  const torch::Tensor p_s = log_s.exp().detach();
+  return (p_t * -log_s).sum(-1) + (p_s * -log_t).sum(-1);  // (N)
+}
+
+torch::Tensor SiftPerturbation::operator()(const torch::Tensor& x) {
+  const double eps = options_.layer_norm_eps();
+  if (!adversarial_) {
+    normalized_ = sift_normalize(x, eps);
+    if (!options_.restore_scale()) return normalized_;
+    // The statistics the normalisation divided out, to put back after perturbing.
+    mean_ = x.mean(-1, /*keepdim=*/true).detach();
+    std_ = torch::sqrt(x.var(-1, /*unbiased=*/false, /*keepdim=*/true) + eps).detach();
+    return x;
+  }
+  TORCH_CHECK(normalized_.defined(),
+              "SiftPerturbation: an adversarial pass needs a clean pass first");
+  TORCH_CHECK(x.sizes() == normalized_.sizes(), "SiftPerturbation: the adversarial pass sees ",
+              x.sizes(), ", the clean pass saw ", normalized_.sizes());
+  if (!delta_.defined()) {
+    delta_ = sift_initial_delta(normalized_, options_.sigma()).requires_grad_(true);
+  }
+  torch::Tensor perturbed = normalized_.detach().to(torch::kFloat) + delta_;
+  if (options_.restore_scale()) perturbed = mean_ + std_ * perturbed;
+  return perturbed.to(x.scalar_type());
+}
+
+void SiftPerturbation::set_adversarial(bool adversarial) {
+  adversarial_ = adversarial;
+  if (!adversarial) delta_ = torch::Tensor();
+}
+
+void SiftPerturbation::set_delta(const torch::Tensor& delta) {
+  delta_ = delta.detach().to(torch::kFloat).clone().requires_grad_(true);
+}
+
+bool SiftPerturbation::ascend(const torch::Tensor& grad) {
+  TORCH_CHECK(delta_.defined(), "SiftPerturbation: ascend before any adversarial pass");
+  if (!torch::isfinite(grad.norm()).item<bool>()) return false;
+  delta_ = sift_ascent_step(delta_.detach(), grad, options_.step_size()).requires_grad_(true);
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mixup
+
+double mixup_lambda(double alpha) {
+  TORCH_CHECK(alpha > 0, "mixup: alpha must be > 0, got ", alpha);
+  const torch::Tensor g = at::_standard_gamma(torch::full({2}, alpha, torch::kDouble));
+  const double a = g[0].item<double>(), b = g[1].item<double>();
+  // Both draws can underflow to 0 for a tiny alpha (Beta then sits at 0 or 1); either is as
+  // good as the other, and 0.5 avoids dividing by 0.
+  return a + b > 0 ? a / (a + b) : 0.5;
+}
+
+torch::Tensor mixup(const torch::Tensor& x, const torch::Tensor& perm, double lambda) {
+  return lambda * x + (1 - lambda) * x.index_select(0, perm);
+}
+
+torch::Tensor mixup_cross_entropy(const torch::Tensor& logits, const torch::Tensor& labels,
+                                  const torch::Tensor& perm, double lambda) {
+  namespace F = torch::nn::functional;
+  return lambda * F::cross_entropy(logits, labels) +
+         (1 - lambda) * F::cross_entropy(logits, labels.index_select(0, perm));
+}
+
 }  // namespace nlpkit

@@ -2,11 +2,22 @@
 // Srivastava et al. 2014), LayerNorm (Ba et al. 2016) and BatchNorm (Ioffe & Szegedy 2015).
 // Numerics, parameter and buffer names match torch::nn::Dropout, torch::nn::LayerNorm and
 // torch::nn::BatchNorm{1,2}d, so checkpoints interchange with PyTorch's modules.
+//
+// Below them, the maths of the regularizers that change a training step (the step itself is
+// trainers/regularizers.h):
+// - R-Drop (Liang et al. 2021): the symmetric KL between two dropout passes and the three
+//   reference weightings of dropreg/R-Drop (its README recipe, its fairseq criterion, its
+//   HuggingFace BERT `bert_kl`).
+// - SiFT (He et al. 2021, DeBERTa's scale-invariant fine-tuning; microsoft/DeBERTa sift.py): the
+//   perturbation of the normalised embedding, its one ascent step and the symmetric-KL loss.
+// - Mixup (Zhang et al. 2018; for text Guo et al. 2019): lambda ~ Beta(alpha, alpha) and the
+//   mixed-label cross-entropy.
 #pragma once
 
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <ostream>
 #include <vector>
@@ -157,5 +168,126 @@ class BatchNormImpl : public torch::nn::Cloneable<BatchNormImpl> {
 };
 
 TORCH_MODULE(BatchNorm);
+
+/// A function a model applies to one of its intermediate tensors (a forward hook): given the
+/// tensor, returns the tensor the model continues with. Empty = identity.
+using TensorHook = std::function<torch::Tensor(const torch::Tensor&)>;
+
+// ---------------------------------------------------------------------------------------------
+// R-Drop
+
+/// Which reference weighting of the R-Drop loss (dropreg/R-Drop):
+/// - kReadme: 0.5 * (CE1 + CE2) + alpha * kl, CE the mean over examples (or real tokens);
+/// - kFairseq: NLL1 + NLL2 summed over examples (or real tokens) + alpha * kl (the fairseq
+///   RoBERTa criterion, reg_alpha = alpha);
+/// - kBert: CE1 + CE2 (means) + alpha * kl (the modified BertForSequenceClassification's
+///   `bert_kl`, which hard-codes alpha = 0.5).
+enum class RDropVariant { kReadme, kFairseq, kBert };
+
+/// R-Drop's KL term: (sum KL(q||p) + sum KL(p||q)) / 2 with the sums over every element and
+/// KL computed on float32 softmaxes, as F.kl_div(log_softmax(a), softmax(b), 'none').
+/// p, q: logits (..., C) of the two passes; pad_mask (optional): bool, broadcastable to the
+/// logits, true at padded positions, whose terms are set to 0 before the sums. Returns a scalar.
+torch::Tensor rdrop_kl(const torch::Tensor& p, const torch::Tensor& q,
+                       const torch::Tensor& pad_mask = {});
+
+/// The R-Drop training loss of two passes' logits (B, C) or token-level (B, T, C) with labels
+/// (B) or (B, T): both cross-entropies, weighted as `variant` says, plus alpha * rdrop_kl.
+/// pad_mask: bool (B, T) or (B, T, 1), true at padding, only for token-level logits (padded
+/// positions count in neither the cross-entropies nor the KL).
+///
+/// Example:
+/// ```
+/// torch::Tensor loss = nlpkit::rdrop_loss(model(x), model(x), y, /*alpha=*/4.0,
+///                                         nlpkit::RDropVariant::kReadme);
+/// ```
+torch::Tensor rdrop_loss(const torch::Tensor& logits1, const torch::Tensor& logits2,
+                         const torch::Tensor& labels, double alpha, RDropVariant variant,
+                         const torch::Tensor& pad_mask = {});
+
+// ---------------------------------------------------------------------------------------------
+// SiFT
+
+/// Options of the SiFT perturbation; defaults are microsoft/DeBERTa's.
+struct SiftOptions {
+  /// Standard deviation of the initial perturbation delta0 ~ N(0, sigma^2), clamped to
+  /// [-2 sigma, 2 sigma] (DeBERTa: init_perturbation).
+  TORCH_ARG(double, sigma) = 0.01;
+  /// Size of the ascent step on delta (DeBERTa: learning_rate).
+  TORCH_ARG(double, step_size) = 1e-4;
+  /// eps of the affine-free LayerNorm that normalises the perturbed tensor.
+  TORCH_ARG(double, layer_norm_eps) = 1e-7;
+  /// false: the site feeds a LayerNorm (BERT and DeBERTa's embeddings.LayerNorm), which receives
+  /// the normalised tensor plus delta, as the reference does. true: the site feeds no
+  /// normalisation (the TextCNN classifier's word vectors), so the perturbed normalised vector is
+  /// mapped back to the input's own per-vector mean and scale: mean + std * (xn + delta), and the
+  /// clean pass stays the model's plain forward.
+  TORCH_ARG(bool, restore_scale) = false;
+};
+
+/// layer_norm(x) over the last dimension without affine parameters.
+torch::Tensor sift_normalize(const torch::Tensor& x, double eps);
+
+/// delta0: N(0, sigma^2) clamped to [-2 sigma, 2 sigma], float32, the shape of `like`, drawn
+/// from torch's default generator.
+torch::Tensor sift_initial_delta(const torch::Tensor& like, double sigma);
+
+/// One ascent step: delta + step_size * g / (1e-6 + max |g| over the last dimension), computed
+/// without graph.
+torch::Tensor sift_ascent_step(const torch::Tensor& delta, const torch::Tensor& grad,
+                               double step_size);
+
+/// DeBERTa's symmetric_kl per row of (..., C) logits, in float32: sum(p_t * -log p_s) +
+/// sum(p_s * -log p_t) with p = softmax and the two probability factors detached. A sum of two
+/// cross-entropies (so it includes the entropies); its gradient with respect to the student
+/// logits is softmax(s) - p_t. Returns (N) for N rows.
+torch::Tensor sift_symmetric_kl(const torch::Tensor& logits, const torch::Tensor& target);
+
+/// The perturbation at one site of a model, used as its TensorHook (DeBERTa's
+/// PerturbationLayer). Clean mode: returns the normalised input xn (kept for the adversarial
+/// passes). Adversarial mode: returns xn (detached) + delta, drawing delta0 on the first call
+/// (unless one was injected); `ascend` moves delta along its gradient.
+class SiftPerturbation {
+ public:
+  explicit SiftPerturbation(SiftOptions options = {}) : options_(std::move(options)) {}
+
+  torch::Tensor operator()(const torch::Tensor& x);
+
+  /// Switches between clean and adversarial mode; leaving adversarial mode drops delta.
+  void set_adversarial(bool adversarial);
+  /// Injects delta0 (e.g. a reference run's draw) instead of drawing it.
+  void set_delta(const torch::Tensor& delta);
+  /// delta <- sift_ascent_step(delta, grad); returns false (and keeps delta) when the gradient
+  /// is not finite, as the reference skips such a step.
+  bool ascend(const torch::Tensor& grad);
+
+  /// The current delta (float32, requires grad), undefined before the first adversarial pass.
+  const torch::Tensor& delta() const { return delta_; }
+  /// xn of the last clean pass.
+  const torch::Tensor& normalized() const { return normalized_; }
+  const SiftOptions& options() const { return options_; }
+
+ private:
+  SiftOptions options_;
+  bool adversarial_ = false;
+  torch::Tensor normalized_;  // xn, with graph to the input
+  torch::Tensor mean_, std_;  // per-vector statistics of the clean input (restore_scale)
+  torch::Tensor delta_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Mixup
+
+/// lambda ~ Beta(alpha, alpha) (alpha > 0) from torch's default generator, as the ratio of two
+/// Gamma(alpha) draws.
+double mixup_lambda(double alpha);
+
+/// lambda * x + (1 - lambda) * x[perm] along dimension 0.
+torch::Tensor mixup(const torch::Tensor& x, const torch::Tensor& perm, double lambda);
+
+/// Cross-entropy against the mixed labels: lambda * CE(logits, y) + (1 - lambda) *
+/// CE(logits, y[perm]), means over the batch (equal to CE with the mixed one-hot targets).
+torch::Tensor mixup_cross_entropy(const torch::Tensor& logits, const torch::Tensor& labels,
+                                  const torch::Tensor& perm, double lambda);
 
 }  // namespace nlpkit

@@ -290,6 +290,7 @@ TextClassifierOutput TextClassifierImpl::forward(const torch::Tensor& ids,
 
   torch::Tensor words = word_embedding(ids);  // (B, D, S, E)
   if (options.use_pretrained()) words = words + torch::embedding(pretrained_embedding, ids);
+  if (embedding_hook) words = embedding_hook(words);
   words = dropout(words);
   const int64_t e = options.embedding_dim();
   // Only real sentences go through the CNN: a padded sentence (no words) encodes to zeros and
@@ -310,7 +311,9 @@ TextClassifierOutput TextClassifierImpl::forward(const torch::Tensor& ids,
   sentences = sentences.view({b, d, -1});                              // (B, D, K*C)
   torch::Tensor hidden = sent_encoder(sentences, sentence_mask);       // (B, D, 2H)
   SentAttentionOutput pooled = sent_attention(hidden, sentence_mask);  // (B, 2H)
-  torch::Tensor logits = fc(dropout(pooled.document));                 // (B, C)
+  torch::Tensor document = pooled.document;                            // (B, 2H)
+  if (document_hook) document = document_hook(document);
+  torch::Tensor logits = fc(dropout(document));  // (B, C)
   return {logits, pooled.attention};
 }
 

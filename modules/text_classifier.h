@@ -237,6 +237,12 @@ class TextClassifierImpl : public torch::nn::Cloneable<TextClassifierImpl> {
   SentEncoder sent_encoder{nullptr};
   SentAttention sent_attention{nullptr};
   torch::nn::Linear fc{nullptr};
+  /// Applied to the word vectors (B, D, S, E) before the dropout when set: the site of SiFT's
+  /// perturbation and of embedding-level Mixup (trainers/regularizers.h). Not part of the state.
+  TensorHook embedding_hook;
+  /// Applied to the document vectors (B, 2 * hidden_size) before the dropout and fc when set:
+  /// the site of sentence-level Mixup. Not part of the state.
+  TensorHook document_hook;
 };
 
 TORCH_MODULE(TextClassifier);

@@ -8,6 +8,8 @@ set -euo pipefail
 pkgs=(cmake g++ make ccache pkg-config libpng-dev
       libtorch-dev libyaml-cpp-dev libgtest-dev nlohmann-json3-dev libsentencepiece-dev
       libgloo-dev libcli11-dev libutf8proc-dev
+      # WordNet's database files: English synonyms for EDA augmentation.
+      wordnet-base
       # Without OpenBLAS Debian's LibTorch falls back to the reference BLAS (about 7x slower).
       libopenblas0-pthread)
 if [[ "${1:-}" == "--bench" ]]; then pkgs+=(python3-torch); fi

@@ -400,6 +400,68 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
       .greater_than(0);
   g.add("top_k", &c.generation.top_k, "sample among the k most likely tokens; 0 = all").at_least(0);
 
+  Section& reg = r.section(
+      "regularization",
+      "Training-step regularizers of task classification (both models); at most one is on.");
+  Section& rd = reg.section(
+      "rdrop", "R-Drop: two passes with independent dropout; their cross-entropies + alpha * KL.");
+  rd.add("alpha", &c.regularization.rdrop.alpha, "weight of the symmetric KL; 0 = off").at_least(0);
+  rd.add("variant", &c.regularization.rdrop.variant,
+         "the reference weighting: readme (0.5 (CE1 + CE2)), fairseq (summed NLLs), bert "
+         "(CE1 + CE2; the reference uses alpha 0.5)")
+      .one_of({"readme", "fairseq", "bert"});
+  Section& sf =
+      reg.section("sift", "SiFT: an adversarial perturbation of the normalised embeddings.");
+  sf.add("weight", &c.regularization.sift.weight, "weight of the adversarial loss; 0 = off")
+      .at_least(0);
+  sf.add("sigma", &c.regularization.sift.sigma,
+         "std of the initial perturbation (clamped to 2 sigma)")
+      .greater_than(0);
+  sf.add("step_size", &c.regularization.sift.step_size,
+         "ascent step on the perturbation, relative to its largest gradient per token")
+      .greater_than(0);
+  sf.add("layer_norm_eps", &c.regularization.sift.layer_norm_eps,
+         "eps of the normalisation of the perturbed embeddings")
+      .greater_than(0);
+  Section& mx = reg.section("mixup", "Mixup of pairs inside a batch, labels mixed alike.");
+  mx.add("alpha", &c.regularization.mixup.alpha, "lambda ~ Beta(alpha, alpha); 0 = off")
+      .at_least(0);
+  mx.add("level", &c.regularization.mixup.level,
+         "what is mixed: embedding (word vectors) or sentence (the classifier's input)")
+      .one_of({"embedding", "sentence"});
+
+  Section& au =
+      r.section("augmentation", "Data augmentation of the training split (task classification).");
+  Section& eda = au.section("eda",
+                            "EDA (Wei & Zou 2019): synonym replacement, random insertion, swap "
+                            "and deletion.");
+  eda.add("copies", &c.augmentation.eda.copies,
+          "augmented copies added per training example; 0 = off")
+      .at_least(0);
+  eda.add("synonym_rate", &c.augmentation.eda.synonym_rate,
+          "fraction of the words replaced by a synonym")
+      .at_least(0)
+      .at_most(1);
+  eda.add("insertion_rate", &c.augmentation.eda.insertion_rate,
+          "words inserted (synonyms of other words), as a fraction of the length")
+      .at_least(0)
+      .at_most(1);
+  eda.add("swap_rate", &c.augmentation.eda.swap_rate, "word pairs swapped, as a fraction")
+      .at_least(0)
+      .at_most(1);
+  eda.add("deletion_rate", &c.augmentation.eda.deletion_rate, "probability of deleting each word")
+      .at_least(0)
+      .at_most(1);
+  eda.add("wordnet", &c.augmentation.eda.wordnet,
+          "WordNet dict folder (index.* and data.* files; Debian package wordnet-base); empty = "
+          "none");
+  eda.add("synonyms", &c.augmentation.eda.synonyms,
+          "a synonym table (TSV: a word, then its synonyms), any language; used with WordNet");
+  eda.add("stopwords", &c.augmentation.eda.stopwords,
+          "words never replaced or inserted: english (built in), none, or a file (one a line)");
+  eda.add("keep_original", &c.augmentation.eda.keep_original,
+          "keep each original example besides its copies");
+
   Section& f = r.section("frames", "Frame prediction (task frame_prediction, Moving MNIST).");
   f.add("input_frames", &c.frames.input_frames, "frames the model sees").at_least(1);
   f.add("future_frames", &c.frames.future_frames, "frames it predicts").at_least(1);
@@ -547,6 +609,35 @@ void apply_override(YAML::Node& root, const std::string& text, std::set<std::str
   overridden->insert(path);
 }
 
+/// The node of `a.b` (or of `a` when `a.b` is absent), for locating an error.
+YAML::Node node_at(const YAML::Node& root, const std::string& a, const std::string& b) {
+  const YAML::Node section = root[a];
+  if (section && section.IsMap() && section[b]) return section[b];
+  return section ? section : root;
+}
+
+/// Checks that span several keys: the training-step regularizers and the augmentation are
+/// options of task classification, and one regularizer at a time changes the step.
+void check_training_options(const ExperimentConfig& config, const YAML::Node& root,
+                            const Reader& reader) {
+  const std::vector<std::string> on = config.regularization.active();
+  if (on.size() > 1) {
+    const std::string path = "regularization." + on[1];
+    fail(reader.where(node_at(root, "regularization", on[1]), path), path,
+         "only one training-step regularizer at a time; " + on[0] + " is on too (set one of " +
+             "their alpha/weight to 0)");
+  }
+  if (!on.empty() && config.task != "classification") {
+    const std::string path = "regularization." + on[0];
+    fail(reader.where(node_at(root, "regularization", on[0]), path), path,
+         "is an option of task classification, not of task " + quote(config.task));
+  }
+  if (config.augmentation.eda.copies > 0 && config.task != "classification") {
+    fail(reader.where(node_at(root, "augmentation", "eda"), "augmentation.eda"), "augmentation.eda",
+         "is an option of task classification, not of task " + quote(config.task));
+  }
+}
+
 ExperimentConfig parse_node(YAML::Node root, const std::string& source,
                             const std::vector<std::string>& overrides) {
   Reader reader{source, {}};
@@ -560,6 +651,7 @@ ExperimentConfig parse_node(YAML::Node root, const std::string& source,
   ExperimentConfig config;
   auto schema = declare_experiment(config);
   reader.read_section(*schema, root, "");
+  check_training_options(config, root, reader);
   return config;
 }
 
@@ -627,7 +719,14 @@ std::string config_reference_markdown() {
   markdown_fields(*schema, "", 0, &out);
   for (const auto& s : schema->sections) {
     out += "\n### `" + s->name + "`\n\n" + s->doc + "\n\n";
-    markdown_fields(*s, s->name + ".", 0, &out);
+    if (!s->fields.empty()) markdown_fields(*s, s->name + ".", 0, &out);
+    for (const auto& sub : s->sections) {
+      const std::string name = s->name + "." + sub->name;
+      // A section of subsections only has printed its doc and a blank line already.
+      if (!s->fields.empty() || sub != s->sections.front()) out += "\n";
+      out += "#### `" + name + "`\n\n" + sub->doc + "\n\n";
+      markdown_fields(*sub, name + ".", 0, &out);
+    }
     // A typed section (model): one table per type with that type's own keys.
     for (const auto& type : s->type_names) {
       ExperimentConfig c;

@@ -164,6 +164,58 @@ struct LoggingConfig {
   int64_t histograms_every = 0;
 };
 
+/// regularization.rdrop (trainers/regularizers.h): alpha 0 = off.
+struct RDropConfig {
+  double alpha = 0.0;
+  std::string variant = "readme";
+};
+
+/// regularization.sift: weight 0 = off.
+struct SiftConfig {
+  double weight = 0.0;
+  double sigma = 0.01;
+  double step_size = 1e-4;
+  double layer_norm_eps = 1e-7;
+};
+
+/// regularization.mixup: alpha 0 = off.
+struct MixupConfig {
+  double alpha = 0.0;
+  std::string level = "sentence";
+};
+
+/// Training-step regularizers of the classification tasks; at most one is on.
+struct RegularizationConfig {
+  RDropConfig rdrop;
+  SiftConfig sift;
+  MixupConfig mixup;
+  /// The names of the regularizers that are on.
+  std::vector<std::string> active() const {
+    std::vector<std::string> on;
+    if (rdrop.alpha > 0) on.push_back("rdrop");
+    if (sift.weight > 0) on.push_back("sift");
+    if (mixup.alpha > 0) on.push_back("mixup");
+    return on;
+  }
+};
+
+/// augmentation.eda (datasets/augmentation.h): copies 0 = off.
+struct EdaConfig {
+  int64_t copies = 0;
+  double synonym_rate = 0.1;
+  double insertion_rate = 0.1;
+  double swap_rate = 0.1;
+  double deletion_rate = 0.1;
+  std::string wordnet = "/usr/share/wordnet";
+  std::string synonyms;
+  std::string stopwords = "english";
+  bool keep_original = true;
+};
+
+struct AugmentationConfig {
+  EdaConfig eda;
+};
+
 struct ExperimentConfig {
   std::string name = "experiment";
   std::string task = "classification";
@@ -180,6 +232,8 @@ struct ExperimentConfig {
   LoggingConfig logging;
   GenerationConfig generation;
   FramesConfig frames;
+  RegularizationConfig regularization;
+  AugmentationConfig augmentation;
 
   /// The run directory: output_dir, or runs/<name> when unset.
   std::string run_dir() const { return output_dir.empty() ? "runs/" + name : output_dir; }

@@ -3,11 +3,14 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "tests/test_util.h"
+#include "trainers/safetensors.h"
 
 namespace nlpkit {
 namespace {
@@ -293,6 +296,263 @@ TEST(BatchNormTest, CloneIsDeep) {
   norm(torch::randn({4, 2}) + 5);
   EXPECT_FALSE(torch::equal(copy->running_mean, norm->running_mean));
   EXPECT_EQ(copy->num_batches_tracked.item<int64_t>(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Golden fixtures
+
+/// The tensors of tests/data/golden/<name>/io.safetensors by name.
+std::map<std::string, torch::Tensor> golden_io(const std::string& name) {
+  std::map<std::string, torch::Tensor> out;
+  for (auto& [key, tensor] : load_safetensors(std::string(NLPKIT_SOURCE_DIR) +
+                                              "/tests/data/golden/" + name + "/io.safetensors")
+                                 .tensors) {
+    out[key] = tensor;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// R-Drop: every loss of rdrop_losses computed from its stored logits (atol 1e-6, rtol 1e-5)
+
+TEST(RDropTest, KlMatchesTheReadmeAndFairseqForms) {
+  auto io = golden_io("rdrop_losses");
+  expect_close(rdrop_kl(io["in/p"], io["in/q"]), io["out/readme_kl"]);
+  expect_close(rdrop_kl(io["in/p"], io["in/q"]), io["out/fairseq_kl"]);
+}
+
+TEST(RDropTest, KlZeroesPaddedPositions) {
+  auto io = golden_io("rdrop_losses");
+  const torch::Tensor pad = io["in/pad_mask"];  // (2, 6, 1)
+  expect_close(rdrop_kl(io["in/ps"], io["in/qs"], pad), io["out/readme_kl_pad"]);
+  // The padding changes the value: the fixture would not catch an ignored mask otherwise.
+  EXPECT_GT((rdrop_kl(io["in/ps"], io["in/qs"]) - io["out/readme_kl_pad"]).abs().item<double>(),
+            0.1);
+}
+
+TEST(RDropTest, ReadmeRecipeTotalWithAlpha4) {
+  auto io = golden_io("rdrop_losses");
+  expect_close(rdrop_loss(io["in/p"], io["in/q"], io["in/label"], 4.0, RDropVariant::kReadme),
+               io["out/readme_total_alpha4"]);
+}
+
+TEST(RDropTest, BertKlLossFromTheStoredLogits) {
+  auto io = golden_io("rdrop_losses");
+  expect_close(rdrop_loss(io["out/bert_kl_logits1"], io["out/bert_kl_logits2"],
+                          io["in/bert_labels"], 0.5, RDropVariant::kBert),
+               io["out/bert_kl_loss_seed77"]);
+}
+
+TEST(RDropTest, FairseqFormSumsTheNlls) {
+  auto io = golden_io("rdrop_losses");
+  const torch::Tensor p = io["in/p"], q = io["in/q"], y = io["in/label"];
+  namespace F = torch::nn::functional;
+  const auto sum = F::CrossEntropyFuncOptions().reduction(torch::kSum);
+  const torch::Tensor expected =
+      F::cross_entropy(p, y, sum) + F::cross_entropy(q, y, sum) + 2.0 * io["out/fairseq_kl"];
+  expect_close(rdrop_loss(p, q, y, 2.0, RDropVariant::kFairseq), expected);
+}
+
+TEST(RDropTest, TokenLevelLossIgnoresPadding) {
+  auto io = golden_io("rdrop_losses");
+  const torch::Tensor ps = io["in/ps"], qs = io["in/qs"], pad = io["in/pad_mask"];
+  torch::Tensor labels = torch::tensor({1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4, 5}).view({2, 6});
+  const torch::Tensor loss = rdrop_loss(ps, qs, labels, 1.0, RDropVariant::kReadme, pad);
+  // By hand: the 10 real tokens only.
+  const torch::Tensor keep = (~pad.view({-1})).nonzero().squeeze(1);
+  const torch::Tensor p = ps.view({-1, 7}).index_select(0, keep);
+  const torch::Tensor q = qs.view({-1, 7}).index_select(0, keep);
+  const torch::Tensor y = labels.view({-1}).index_select(0, keep);
+  namespace F = torch::nn::functional;
+  const torch::Tensor expected =
+      0.5 * (F::cross_entropy(p, y) + F::cross_entropy(q, y)) + io["out/readme_kl_pad"];
+  expect_close(loss, expected);
+  // Garbage labels at padded positions change nothing.
+  labels.view({-1})[10] = 6;
+  labels.view({-1})[11] = 0;
+  expect_close(rdrop_loss(ps, qs, labels, 1.0, RDropVariant::kReadme, pad), loss);
+}
+
+TEST(RDropTest, IdenticalPassesHaveNoKlAndGradientsFlowToBoth) {
+  torch::Tensor a = torch::randn({3, 4}, torch::requires_grad());
+  EXPECT_NEAR(rdrop_kl(a, a.detach()).item<double>(), 0.0, 1e-6);
+  torch::Tensor b = torch::randn({3, 4}, torch::requires_grad());
+  rdrop_loss(a, b, torch::tensor({0, 1, 2}), 1.0, RDropVariant::kBert).backward();
+  EXPECT_GT(a.grad().abs().sum().item<double>(), 0);
+  EXPECT_GT(b.grad().abs().sum().item<double>(), 0);
+}
+
+TEST(RDropTest, BadInputThrows) {
+  EXPECT_THROW_WITH(rdrop_kl(torch::zeros({2, 3}), torch::zeros({2, 4})), "differ in shape");
+  EXPECT_THROW_WITH(rdrop_loss(torch::zeros({2, 3}), torch::zeros({2, 3}),
+                               torch::zeros({2}, torch::kLong), -1.0, RDropVariant::kReadme),
+                    "alpha must be >= 0");
+  EXPECT_THROW_WITH(
+      rdrop_loss(torch::zeros({2, 3}), torch::zeros({2, 3}), torch::zeros({2}, torch::kLong), 1.0,
+                 RDropVariant::kReadme, torch::zeros({2, 1}, torch::kBool)),
+      "pad_mask is for token-level logits");
+}
+
+// ---------------------------------------------------------------------------------------------
+// SiFT: the steps of microsoft/DeBERTa's AdversarialLearner, each against deberta_sift_tiny's
+// intermediates where they do not need the DeBERTa forward, and by hand.
+
+TEST(SiftTest, NormalizationMatchesTheFixture) {
+  auto io = golden_io("deberta_sift_tiny");
+  expect_close(sift_normalize(io["out/ln_input"], 1e-7), io["out/ln_input_normalized"], 1e-4, 1e-5);
+}
+
+TEST(SiftTest, AscentStepMatchesTheFixture) {
+  auto io = golden_io("deberta_sift_tiny");
+  const torch::Tensor delta0 = io["out/delta0"], g = io["out/delta_grad"];
+  const torch::Tensor delta1 = sift_ascent_step(delta0, g, 1e-4);
+  expect_close(delta1, io["out/delta1"], 1e-4, 1e-5);
+  // The step itself is about 2e-05: compare it relatively, as the fixture's README says.
+  expect_close(delta1 - delta0, io["out/delta1"] - delta0, 1e-3, 1e-9);
+  // And through SiftPerturbation, with the fixture's delta0 injected.
+  SiftPerturbation sift(SiftOptions().step_size(1e-4));
+  sift(io["out/ln_input"]);
+  sift.set_adversarial(true);
+  sift.set_delta(delta0);
+  expect_close(sift(io["out/ln_input"]), io["out/ln_input_normalized"] + delta0, 1e-4, 1e-5);
+  ASSERT_TRUE(sift.ascend(g));
+  expect_close(sift.delta() - delta0, io["out/delta1"] - delta0, 1e-3, 1e-9);
+  EXPECT_TRUE(sift.delta().requires_grad());
+}
+
+TEST(SiftTest, InitialDeltaOfTheFixtureIsAClampedNormal) {
+  auto io = golden_io("deberta_sift_tiny");
+  const torch::Tensor d = io["out/delta0"];
+  EXPECT_LE(d.abs().max().item<double>(), 0.02 + 1e-9);
+  // Ours has the same law: clamped to 2 sigma, standard deviation a little under sigma.
+  torch::manual_seed(3);
+  const torch::Tensor ours = sift_initial_delta(torch::zeros({20000, 32}), 0.01);
+  EXPECT_EQ(ours.scalar_type(), torch::kFloat);
+  EXPECT_LE(ours.abs().max().item<double>(), 0.02);
+  EXPECT_NEAR(ours.std().item<double>(), d.std().item<double>(), 5e-4);
+  EXPECT_NEAR(ours.mean().item<double>(), 0.0, 2e-4);
+  torch::manual_seed(3);
+  EXPECT_TRUE(torch::equal(sift_initial_delta(torch::zeros({20000, 32}), 0.01), ours));
+}
+
+TEST(SiftTest, TaskAndTotalLossesOfTheFixture) {
+  auto io = golden_io("deberta_sift_tiny");
+  const torch::Tensor task =
+      torch::nn::functional::cross_entropy(io["out/clean_logits_hooked"], io["in/labels"]);
+  expect_close(task, io["out/task_loss"], 1e-4, 1e-5);
+  expect_close(task + 5.0 * io["out/adv_loss"], io["out/total_loss"], 1e-4, 1e-5);
+  // Near-uniform logits: the adversarial loss is about 2 ln 3, the two entropies.
+  EXPECT_NEAR(io["out/adv_loss"].item<double>(), 2 * std::log(3.0), 0.01);
+  const torch::Tensor clean = io["out/clean_logits_hooked"];
+  EXPECT_NEAR(sift_symmetric_kl(clean, clean).mean().item<double>(),
+              io["out/adv_loss"].item<double>(), 0.01);
+}
+
+TEST(SiftTest, SymmetricKlByHand) {
+  // Two classes, student logits (0, 0), teacher (ln 3, 0): p_s = (1/2, 1/2), p_t = (3/4, 1/4).
+  torch::Tensor s = torch::zeros({1, 2}, torch::requires_grad());
+  torch::Tensor t = torch::tensor({{std::log(3.0), 0.0}}, torch::kFloat).requires_grad_(true);
+  const torch::Tensor loss = sift_symmetric_kl(s, t);
+  // sum p_t * -log p_s = ln 2; sum p_s * -log p_t = (ln(4/3) + ln 4) / 2.
+  const double expected = std::log(2.0) + 0.5 * (std::log(4.0 / 3) + std::log(4.0));
+  EXPECT_NEAR(loss.item<double>(), expected, 1e-6);
+  loss.sum().backward();
+  // d/ds = softmax(s) - p_t; d/dt = softmax(t) - p_s (both factors detached).
+  expect_close(s.grad(), torch::tensor({{0.5 - 0.75, 0.5 - 0.25}}));
+  expect_close(t.grad(), torch::tensor({{0.75 - 0.5, 0.25 - 0.5}}));
+}
+
+TEST(SiftTest, AscentStepByHand) {
+  const torch::Tensor delta = torch::tensor({{0.01, -0.01, 0.0}, {0.0, 0.0, 0.0}});
+  const torch::Tensor g = torch::tensor({{1.0, -2.0, 0.5}, {0.0, 0.0, 0.0}});
+  const torch::Tensor out = sift_ascent_step(delta, g, 0.1);
+  // Row 0: max |g| = 2; row 1: g = 0 leaves delta unchanged (no division by 0).
+  const double s = 0.1 / (1e-6 + 2.0);
+  expect_close(out, torch::tensor({{0.01 + s, -0.01 - 2 * s, 0.5 * s}, {0.0, 0.0, 0.0}}), 1e-6,
+               1e-8);
+  EXPECT_FALSE(out.requires_grad());
+}
+
+TEST(SiftTest, PerturbationModes) {
+  torch::manual_seed(0);
+  const torch::Tensor x = torch::randn({2, 3, 8}) * 0.05 + 0.3;
+  SiftPerturbation feeds_norm(SiftOptions().sigma(0.01));
+  const torch::Tensor xn = feeds_norm(x);
+  expect_close(xn.mean(-1), torch::zeros({2, 3}), 0, 1e-5);
+  expect_close(xn.var(-1, false), torch::ones({2, 3}), 1e-3,
+               1e-3);  // eps 1e-7 against a small variance
+  feeds_norm.set_adversarial(true);
+  const torch::Tensor perturbed = feeds_norm(x);
+  ASSERT_TRUE(feeds_norm.delta().defined());
+  expect_close(perturbed, xn + feeds_norm.delta());
+  EXPECT_LE(feeds_norm.delta().abs().max().item<double>(), 0.02);
+  // A second adversarial pass reuses delta; leaving adversarial mode drops it.
+  expect_close(feeds_norm(x), perturbed);
+  feeds_norm.set_adversarial(false);
+  EXPECT_FALSE(feeds_norm.delta().defined());
+
+  // restore_scale: the clean pass is the identity, the adversarial pass is
+  // mean + std * (xn + delta), so a zero delta gives x back.
+  SiftPerturbation restores(SiftOptions().restore_scale(true));
+  EXPECT_TRUE(torch::equal(restores(x), x));
+  restores.set_adversarial(true);
+  restores.set_delta(torch::zeros_like(x));
+  expect_close(restores(x), x, 1e-5, 1e-6);
+  restores.set_delta(torch::full_like(x, 0.01));
+  const torch::Tensor std = torch::sqrt(x.var(-1, false, true) + 1e-7);
+  expect_close(restores(x), x + 0.01 * std, 1e-5, 1e-6);
+}
+
+TEST(SiftTest, AdversarialPassNeedsACleanOneAndFiniteGradients) {
+  SiftPerturbation sift;
+  sift.set_adversarial(true);
+  EXPECT_THROW_WITH(sift(torch::zeros({2, 4})), "needs a clean pass first");
+  sift.set_adversarial(false);
+  sift(torch::randn({2, 4}));
+  sift.set_adversarial(true);
+  sift(torch::randn({2, 4}));
+  const torch::Tensor before = sift.delta().detach().clone();
+  EXPECT_FALSE(sift.ascend(torch::full({2, 4}, std::nan(""))));
+  EXPECT_TRUE(torch::equal(sift.delta().detach(), before));
+  EXPECT_THROW_WITH(sift(torch::randn({3, 4})), "the clean pass saw");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mixup
+
+TEST(MixupTest, LambdaIsBetaDistributedAndSeeded) {
+  torch::manual_seed(5);
+  double sum = 0, sum_sq = 0;
+  const int n = 4000;
+  for (int i = 0; i < n; ++i) {
+    const double l = mixup_lambda(0.4);
+    ASSERT_GE(l, 0.0);
+    ASSERT_LE(l, 1.0);
+    sum += l;
+    sum_sq += l * l;
+  }
+  // Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1)) = 0.1389 for a = 0.4.
+  EXPECT_NEAR(sum / n, 0.5, 0.02);
+  EXPECT_NEAR(sum_sq / n - 0.25, 1.0 / (4 * (2 * 0.4 + 1)), 0.01);
+  torch::manual_seed(5);
+  const double first = mixup_lambda(0.4);
+  torch::manual_seed(5);
+  EXPECT_EQ(mixup_lambda(0.4), first);
+  EXPECT_THROW_WITH(mixup_lambda(0.0), "alpha must be > 0");
+}
+
+TEST(MixupTest, MixesPairsAndLabelsWithTheSameLambda) {
+  const torch::Tensor x = torch::tensor({{1.0, 0.0}, {0.0, 2.0}, {4.0, 4.0}});
+  const torch::Tensor perm = torch::tensor({2, 0, 1});
+  expect_close(mixup(x, perm, 0.25),
+               torch::tensor({{0.25 + 3.0, 3.0}, {0.75, 0.5}, {1.0, 1.0 + 1.5}}));
+  const torch::Tensor logits = torch::randn({3, 4});
+  const torch::Tensor y = torch::tensor({0, 3, 1});
+  // CE with the mixed one-hot targets, by hand.
+  const torch::Tensor targets =
+      0.25 * torch::one_hot(y, 4) + 0.75 * torch::one_hot(y.index_select(0, perm), 4);
+  const torch::Tensor expected = -(targets * torch::log_softmax(logits, -1)).sum(-1).mean();
+  expect_close(mixup_cross_entropy(logits, y, perm, 0.25), expected);
 }
 
 }  // namespace

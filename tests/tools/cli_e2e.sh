@@ -178,6 +178,15 @@ expect 2 "nlpkit --help" -- "$nlpkit" runs
 expect 2 "unknown data set 'imagenet'" -- "$nlpkit" data prepare imagenet
 expect 2 "nlpkit --help" -- "$nlpkit" frobnicate
 expect 2 "nlpkit --help" -- "$nlpkit" train
+# Regularizers and EDA: a few steps each, and their bad input.
+expect 0 "step 2/2" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/rdrop" trainer.max_steps=2 logging.every=1 logging.progress=line data.test=\"\" regularization.rdrop.alpha=1
+expect 0 "step 2/2" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/eda" trainer.max_steps=2 logging.every=1 logging.progress=line data.test=\"\" augmentation.eda.copies=2 augmentation.eda.wordnet="$src/tests/data/wordnet_tiny"
+expect 2 "regularization.rdrop.alpha: must be >= 0" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/badrun" regularization.rdrop.alpha=-1
+expect 2 "augmentation.eda.swap_rate: must be <= 1" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/badrun" augmentation.eda.swap_rate=1.5
+expect 2 "install the Debian package wordnet-base" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/badrun" augmentation.eda.copies=1 augmentation.eda.wordnet="$tmp/no_wordnet"
+printf 'good\tfine\nlonely\n' > "$tmp/syn.tsv"
+expect 2 "$tmp/syn.tsv:2: expected a word and at least one synonym" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/badrun" augmentation.eda.copies=1 augmentation.eda.wordnet=\"\" augmentation.eda.synonyms="$tmp/syn.tsv"
+[[ ! -e "$tmp/badrun" ]] && ok || bad "a failed run left $tmp/badrun behind"
 command -v nvidia-smi >/dev/null || expect 2 "device: 'cuda:0' asked for, but CUDA is not available" -- "$nlpkit" train configs/tiny/classifier.yaml device=cuda:0 output_dir="$tmp/badrun"
 
 echo "cli_e2e: $passed passed, $failed failed"

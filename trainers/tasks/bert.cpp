@@ -16,6 +16,7 @@
 #include "modules/lora.h"
 #include "trainers/huggingface.h"
 #include "trainers/metrics.h"
+#include "trainers/regularizers.h"
 #include "trainers/tasks/classification.h"
 #include "trainers/trainer.h"
 
@@ -653,6 +654,7 @@ class BertClassificationTask : public BertTaskBase {
       skipped_[Split::kTrain] = train.skipped;
       if (train.examples.empty())
         throw InputError("data file has no examples: " + config.data.train);
+      augment_training_examples(config.augmentation.eda, config.seed, &train.examples);
       labels_ = LabelMap::from_examples(train.examples);
     } else {
       labels_ = LabelMap::load(artifacts_dir + "/labels.json");
@@ -692,12 +694,23 @@ class BertClassificationTask : public BertTaskBase {
     std::vector<int64_t> labels;
     for (int64_t i : idx) labels.push_back(data.labels[i]);
     StepOutput step;
-    step.loss = torch::nn::functional::cross_entropy(model_->forward(b.ids, b.mask),
-                                                     torch::tensor(labels).to(device_));
+    step.tokens = b.mask.sum().item<int64_t>();
+    ClassifierBatch cb;
+    cb.model = model_.ptr().get();
+    cb.forward = [&] { return model_->forward(b.ids, b.mask); };
+    cb.labels = torch::tensor(labels).to(device_);
+    cb.set_embedding_hook = [this](TensorHook hook) {
+      model_->bert->embeddings->layer_norm_input_hook = std::move(hook);
+    };
+    cb.embedding_feeds_layer_norm = true;
+    cb.set_features_hook = [this](TensorHook hook) { model_->features_hook = std::move(hook); };
+    cb.merge_padding = [&b](const torch::Tensor& perm) {
+      b.mask = torch::maximum(b.mask, b.mask.index_select(0, perm));
+    };
+    step.loss = classification_step_loss(config_.regularization, cb);
     const torch::Tensor penalty = l2sp_penalty();
     if (penalty.defined()) step.loss = step.loss + penalty;
     step.examples = static_cast<int64_t>(idx.size());
-    step.tokens = b.mask.sum().item<int64_t>();
     return step;
   }
 

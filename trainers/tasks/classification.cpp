@@ -13,6 +13,7 @@
 #include "trainers/metrics.h"
 #include "trainers/plot.h"
 #include "trainers/registry.h"
+#include "trainers/regularizers.h"
 #include "trainers/tasks/bert.h"
 
 namespace nlpkit {
@@ -44,6 +45,7 @@ class ClassificationTask : public Task {
       if (train.examples.empty()) {
         throw InputError("data file has no examples: " + config.data.train);
       }
+      augment_training_examples(config.augmentation.eda, config.seed, &train.examples);
       labels_ = LabelMap::from_examples(train.examples);
       std::vector<std::vector<std::string>> tokens;
       tokens.reserve(train.examples.size());
@@ -86,11 +88,20 @@ class ClassificationTask : public Task {
     const EncodedSplit& data = split(Split::kTrain);
     const std::vector<int64_t> idx = train_batches().indices(epoch, batch);
     DocumentBatch b = collate(data, idx);
-    TextClassifierOutput out = model_->forward(b.ids, b.word_mask, b.sentence_mask);
     StepOutput step;
-    step.loss = torch::nn::functional::cross_entropy(out.logits, b.labels);
     step.examples = static_cast<int64_t>(idx.size());
     step.tokens = b.word_mask.sum().item<int64_t>();
+    ClassifierBatch cb;
+    cb.model = model_.ptr().get();
+    cb.forward = [&] { return model_->forward(b.ids, b.word_mask, b.sentence_mask).logits; };
+    cb.labels = b.labels;
+    cb.set_embedding_hook = [this](TensorHook hook) { model_->embedding_hook = std::move(hook); };
+    cb.set_features_hook = [this](TensorHook hook) { model_->document_hook = std::move(hook); };
+    cb.merge_padding = [&b](const torch::Tensor& perm) {
+      b.word_mask = b.word_mask | b.word_mask.index_select(0, perm);
+      b.sentence_mask = b.sentence_mask | b.sentence_mask.index_select(0, perm);
+    };
+    step.loss = classification_step_loss(config_.regularization, cb);
     return step;
   }
 
