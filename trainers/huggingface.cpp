@@ -920,6 +920,39 @@ NamedTensors hf_export_tensors(torch::nn::Module& model) {
 namespace {
 
 /// hf_forward for a DeBERTa-v2/v3 folder.
+/// Loads the folder's weights for `nlpkit forward`, all or nothing: unmerged LoRA adapters and
+/// missing weights are errors (a forward pass on fresh weights would mislead), then eval mode.
+void load_for_forward(torch::nn::Module& model, const std::string& path, const std::string& dir,
+                      const std::string& prefix) {
+  const HfLoadReport report = load_hf_weights(model, read_hf_weights(dir), dir, prefix);
+  for (const auto& name : report.unexpected) {
+    if (name.find("lora_") != std::string::npos) {
+      throw InputError(dir + " holds LoRA adapters (" + name +
+                       "); merge them first: nlpkit export --format hf " + path + " OUT_DIR");
+    }
+  }
+  if (!report.initialized.empty()) {
+    throw InputError(dir + " lacks weights the model needs: " + report.summary());
+  }
+  model.eval();
+}
+
+/// Appends an encoder's outputs under HuggingFace's names: last_hidden_state, pooler_output
+/// (when defined), hidden_states.i, attentions.i.
+void add_encoder_outputs(NamedTensors& out, const torch::Tensor& last_hidden_state,
+                         const torch::Tensor& pooler_output,
+                         const std::vector<torch::Tensor>& hidden_states,
+                         const std::vector<torch::Tensor>& attentions) {
+  out.emplace_back("last_hidden_state", last_hidden_state);
+  if (pooler_output.defined()) out.emplace_back("pooler_output", pooler_output);
+  for (size_t i = 0; i < hidden_states.size(); ++i) {
+    out.emplace_back("hidden_states." + std::to_string(i), hidden_states[i]);
+  }
+  for (size_t i = 0; i < attentions.size(); ++i) {
+    out.emplace_back("attentions." + std::to_string(i), attentions[i]);
+  }
+}
+
 NamedTensors deberta_forward(const std::string& path, const std::string& dir,
                              const torch::Tensor& ids, const torch::Tensor& mask,
                              const torch::Tensor& types) {
@@ -933,27 +966,11 @@ NamedTensors deberta_forward(const std::string& path, const std::string& dir,
   } else {
     model = (base = DebertaModel(c.options)).ptr();
   }
-  const HfLoadReport report = load_hf_weights(*model, read_hf_weights(dir), dir, "deberta");
-  for (const auto& name : report.unexpected) {
-    if (name.find("lora_") != std::string::npos) {
-      throw InputError(dir + " holds LoRA adapters (" + name +
-                       "); merge them first: nlpkit export --format hf " + path + " OUT_DIR");
-    }
-  }
-  if (!report.initialized.empty()) {
-    throw InputError(dir + " lacks weights the model needs: " + report.summary());
-  }
-  model->eval();
+  load_for_forward(*model, path, dir, "deberta");
   torch::NoGradGuard no_grad;
   NamedTensors out;
   auto add_model_outputs = [&](const DebertaModelOutput& o) {
-    out.emplace_back("last_hidden_state", o.last_hidden_state);
-    for (size_t i = 0; i < o.hidden_states.size(); ++i) {
-      out.emplace_back("hidden_states." + std::to_string(i), o.hidden_states[i]);
-    }
-    for (size_t i = 0; i < o.attentions.size(); ++i) {
-      out.emplace_back("attentions." + std::to_string(i), o.attentions[i]);
-    }
+    add_encoder_outputs(out, o.last_hidden_state, {}, o.hidden_states, o.attentions);
   };
   try {
     if (mlm) {
@@ -1012,28 +1029,11 @@ NamedTensors hf_forward(const std::string& path, const NamedTensors& inputs) {
   } else {
     model = (base = BertModel(c.options)).ptr();
   }
-  const HfLoadReport report = load_hf_weights(*model, read_hf_weights(dir), dir, "bert");
-  for (const auto& name : report.unexpected) {
-    if (name.find("lora_") != std::string::npos) {
-      throw InputError(dir + " holds LoRA adapters (" + name +
-                       "); merge them first: nlpkit export --format hf " + path + " OUT_DIR");
-    }
-  }
-  if (!report.initialized.empty()) {
-    throw InputError(dir + " lacks weights the model needs: " + report.summary());
-  }
-  model->eval();
+  load_for_forward(*model, path, dir, "bert");
   torch::NoGradGuard no_grad;
   NamedTensors out;
   auto add_model_outputs = [&](const BertModelOutput& o) {
-    out.emplace_back("last_hidden_state", o.last_hidden_state);
-    if (o.pooler_output.defined()) out.emplace_back("pooler_output", o.pooler_output);
-    for (size_t i = 0; i < o.hidden_states.size(); ++i) {
-      out.emplace_back("hidden_states." + std::to_string(i), o.hidden_states[i]);
-    }
-    for (size_t i = 0; i < o.attentions.size(); ++i) {
-      out.emplace_back("attentions." + std::to_string(i), o.attentions[i]);
-    }
+    add_encoder_outputs(out, o.last_hidden_state, o.pooler_output, o.hidden_states, o.attentions);
   };
   try {
     if (pretraining) {
