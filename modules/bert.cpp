@@ -93,7 +93,7 @@ void BertEmbeddingsImpl::reset() {
   token_type_embeddings =
       register_module("token_type_embeddings", torch::nn::Embedding(options.type_vocab_size(), h));
   layer_norm = register_module("LayerNorm", make_layer_norm(options));
-  dropout = register_module("dropout", torch::nn::Dropout(options.dropout()));
+  dropout = register_module("dropout", Dropout(options.dropout()));
   position_ids = register_buffer(
       "position_ids", torch::arange(options.max_position_embeddings()).unsqueeze(0));  // (1, P)
 }
@@ -123,7 +123,7 @@ void BertSelfAttentionImpl::reset() {
   query = register_module("query", LoRALinear(h, h));
   key = register_module("key", LoRALinear(h, h));
   value = register_module("value", LoRALinear(h, h));
-  dropout = register_module("dropout", torch::nn::Dropout(options.attention_dropout()));
+  dropout = register_module("dropout", Dropout(options.attention_dropout()));
 }
 
 torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden,
@@ -165,7 +165,7 @@ BertResidualOutputImpl::BertResidualOutputImpl(BertOptions options_, int64_t in_
 void BertResidualOutputImpl::reset() {
   dense = register_module("dense", LoRALinear(in_features, options.hidden_size()));
   layer_norm = register_module("LayerNorm", make_layer_norm(options));
-  dropout = register_module("dropout", torch::nn::Dropout(options.dropout()));
+  dropout = register_module("dropout", Dropout(options.dropout()));
 }
 
 torch::Tensor BertResidualOutputImpl::forward(const torch::Tensor& x,
@@ -397,7 +397,7 @@ void BertClassifierImpl::reset() {
   bert = register_module("bert", BertModel(options));
   dropout = register_module(
       "dropout",
-      torch::nn::Dropout(classifier_dropout >= 0 ? classifier_dropout : options.dropout()));
+      Dropout(classifier_dropout >= 0 ? classifier_dropout : options.dropout()));
   classifier = register_module("classifier", LoRALinear(options.hidden_size(), num_labels));
   reset_parameters();
 }

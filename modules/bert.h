@@ -64,7 +64,7 @@ class BertEmbeddingsImpl : public torch::nn::Cloneable<BertEmbeddingsImpl> {
   torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr},
       token_type_embeddings{nullptr};
   torch::nn::LayerNorm layer_norm{nullptr};  // "LayerNorm"
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
   torch::Tensor position_ids;  // buffer (1, max_position_embeddings), as HuggingFace 4.x saves it
   /// Applied to the LayerNorm's input (word + position + token type, (B, T, H)) when set: the
   /// site of SiFT's perturbation and of embedding-level Mixup (trainers/regularizers.h), as
@@ -88,7 +88,7 @@ class BertSelfAttentionImpl : public torch::nn::Cloneable<BertSelfAttentionImpl>
 
   BertOptions options;
   LoRALinear query{nullptr}, key{nullptr}, value{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(BertSelfAttention);
 
@@ -103,7 +103,7 @@ class BertResidualOutputImpl : public torch::nn::Cloneable<BertResidualOutputImp
   int64_t in_features;
   LoRALinear dense{nullptr};
   torch::nn::LayerNorm layer_norm{nullptr};  // "LayerNorm"
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(BertResidualOutput);
 
@@ -287,7 +287,7 @@ class BertClassifierImpl : public torch::nn::Cloneable<BertClassifierImpl> {
   /// HuggingFace's classifier_dropout; < 0 = the hidden dropout.
   double classifier_dropout;
   BertModel bert{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
   LoRALinear classifier{nullptr};
   /// Applied to the classifier's input features (pooled (B, H) or (B, T, H)) before the dropout
   /// when set: the site of sentence-level Mixup. Not part of the state.

@@ -5,6 +5,8 @@
 #include <regex>
 #include <sstream>
 
+#include "modules/regularization.h"
+
 namespace nlpkit {
 
 namespace detail {
@@ -90,7 +92,7 @@ torch::Tensor LoRALinearImpl::forward(const torch::Tensor& x) {
   torch::Tensor y = torch::linear(x, weight, bias);  // (*, out)
   if (!adapter_) return y;
   torch::Tensor h = x;
-  if (adapter_->dropout() > 0) h = torch::dropout(h, adapter_->dropout(), is_training());
+  if (adapter_->dropout() > 0) h = nlpkit::dropout(h, adapter_->dropout(), is_training());
   // (x A^T) B^T costs r (in + out) per row instead of in * out for (B A) materialised.
   return y + torch::linear(torch::linear(h, lora_A), lora_B) * scaling();  // (*, r) -> (*, out)
 }

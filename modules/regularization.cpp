@@ -1,6 +1,16 @@
 #include "modules/regularization.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <atomic>
+#include <cstdlib>
+#include <mutex>
 #include <numeric>
+#include <string>
 
 namespace nlpkit {
 
@@ -18,6 +28,111 @@ void print_shape(std::ostream& stream, const std::vector<int64_t>& shape) {
 // ---------------------------------------------------------------------------------------------
 // Dropout
 
+namespace detail {
+namespace {
+
+// SplitMix64's output function (Steele et al. 2014): a bijective mix of a 64-bit counter; as
+// a counter-based generator it passes BigCrush.
+inline uint64_t splitmix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+// A (numel) uint8 tensor, 1 = keep with probability 1 - p: element i uses 32 bits of
+// splitmix64(seed + (i / 2) * golden gamma), the same bits whatever the threads' chunks.
+torch::Tensor keep_mask(const torch::Tensor& like, double p, uint64_t seed) {
+  torch::Tensor mask = torch::empty(like.sizes(), like.options().dtype(torch::kUInt8));
+  uint8_t* out = mask.data_ptr<uint8_t>();
+  const int64_t n = mask.numel();
+  // Drop when the 32-bit draw is below p * 2^32 (p < 1, so the threshold fits).
+  const auto threshold = static_cast<uint32_t>(p * 4294967296.0);
+  at::parallel_for(0, (n + 1) / 2, 16384, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      const uint64_t bits = splitmix64(seed + static_cast<uint64_t>(k) * 0x9E3779B97F4A7C15ULL);
+      const int64_t i = 2 * k;
+      out[i] = static_cast<uint32_t>(bits) >= threshold;
+      if (i + 1 < n) out[i + 1] = static_cast<uint32_t>(bits >> 32) >= threshold;
+    }
+  });
+  return mask;
+}
+
+// x * mask * scale elementwise (contiguous x, uint8 mask), in x's dtype.
+torch::Tensor masked_scale(const torch::Tensor& input, const torch::Tensor& mask, double scale) {
+  const torch::Tensor x = input.contiguous();
+  torch::Tensor y = torch::empty_like(x);
+  const uint8_t* m = mask.data_ptr<uint8_t>();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "masked_scale", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* in = x.data_ptr<scalar_t>();
+    scalar_t* out = y.data_ptr<scalar_t>();
+    const auto s = static_cast<acc_t>(scale);
+    at::parallel_for(0, x.numel(), 32768, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        out[i] = m[i] ? static_cast<scalar_t>(static_cast<acc_t>(in[i]) * s) : scalar_t(0);
+      }
+    });
+  });
+  return y;
+}
+
+// y = x * mask * scale; its backward is itself applied to the gradient, so it differentiates
+// any number of times.
+class MaskedScale : public torch::autograd::Function<MaskedScale> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& mask, double scale) {
+    ctx->save_for_backward({mask});
+    ctx->saved_data["scale"] = scale;
+    return masked_scale(x, mask, scale);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const torch::Tensor mask = ctx->get_saved_variables()[0];
+    return {MaskedScale::apply(grads[0], mask, ctx->saved_data["scale"].toDouble()),
+            torch::Tensor(), torch::Tensor()};
+  }
+};
+
+// -1 = not decided yet (the environment decides on first use), else 0 or 1.
+std::atomic<int> torch_masks{-1};
+
+}  // namespace
+}  // namespace detail
+
+bool torch_dropout_masks() {
+  int value = detail::torch_masks.load();
+  if (value < 0) {
+    const char* env = std::getenv("NLPKIT_TORCH_DROPOUT");
+    const int from_env = env != nullptr && std::string(env) == "1" ? 1 : 0;
+    detail::torch_masks.compare_exchange_strong(value, from_env);
+    value = detail::torch_masks.load();
+  }
+  return value == 1;
+}
+
+void set_torch_dropout_masks(bool on) { detail::torch_masks.store(on ? 1 : 0); }
+
+torch::Tensor dropout(const torch::Tensor& input, double p, bool training) {
+  TORCH_CHECK(p >= 0 && p < 1, "dropout: p must be in [0, 1), got ", p);
+  if (!training || p == 0) return input;
+  if (!input.device().is_cpu() || torch_dropout_masks()) {
+    return torch::dropout(input, p, /*train=*/true);
+  }
+  uint64_t seed = 0;
+  {
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    seed = at::check_generator<at::CPUGeneratorImpl>(generator)->random64();
+  }
+  const torch::Tensor mask = detail::keep_mask(input, p, seed);
+  // The float value of 1/(1-p), as ATen's dropout scales its survivors.
+  const double scale = static_cast<float>(1.0 / (1.0 - p));
+  return detail::MaskedScale::apply(input, mask, scale);
+}
+
 DropoutImpl::DropoutImpl(const DropoutOptions& options_) : options(options_) { reset(); }
 
 void DropoutImpl::reset() {
@@ -26,13 +141,7 @@ void DropoutImpl::reset() {
 }
 
 torch::Tensor DropoutImpl::forward(const torch::Tensor& input) {
-  const double p = options.p();
-  if (!is_training() || p == 0) return input;
-  // Same draw order and arithmetic as ATen's CPU dropout: bernoulli_(1 - p), then divide the mask
-  // so that survivors are scaled by exactly the float value of 1/(1-p).
-  torch::Tensor mask = torch::empty_like(input, torch::MemoryFormat::Contiguous).bernoulli_(1 - p);
-  mask.div_(1 - p);
-  return input * mask;
+  return nlpkit::dropout(input, options.p(), is_training());
 }
 
 void DropoutImpl::pretty_print(std::ostream& stream) const {
@@ -195,6 +304,188 @@ void BatchNormImpl::pretty_print(std::ostream& stream) const {
   }
   stream << ", affine=" << (options.affine() ? "true" : "false")
          << ", track_running_stats=" << (options.track_running_stats() ? "true" : "false") << ")";
+}
+
+// ---------------------------------------------------------------------------------------------
+// InstanceNorm
+
+InstanceNormImpl::InstanceNormImpl(InstanceNormOptions options_) : options(options_) { reset(); }
+
+void InstanceNormImpl::reset() {
+  const int64_t c = options.num_features();
+  TORCH_CHECK(c > 0, "InstanceNorm: num_features must be positive, got ", c);
+  TORCH_CHECK(options.eps() >= 0, "InstanceNorm: eps must be non-negative, got ", options.eps());
+  if (options.affine()) {
+    weight = register_parameter("weight", torch::empty({c}));
+    bias = register_parameter("bias", torch::empty({c}));
+  }
+  if (options.track_running_stats()) {
+    running_mean = register_buffer("running_mean", torch::zeros({c}));
+    running_var = register_buffer("running_var", torch::ones({c}));
+    num_batches_tracked = register_buffer("num_batches_tracked", torch::zeros({}, torch::kLong));
+  }
+  reset_parameters();
+}
+
+void InstanceNormImpl::reset_parameters() {
+  if (!options.affine()) return;
+  torch::NoGradGuard no_grad;
+  weight.fill_(1);
+  bias.zero_();
+}
+
+torch::Tensor InstanceNormImpl::forward(const torch::Tensor& input) {
+  const int64_t c = options.num_features();
+  TORCH_CHECK(input.dim() >= 3 && input.dim() <= 5,
+              "InstanceNorm: expected a 3-D (N, C, L), 4-D (N, C, H, W) or 5-D (N, C, D, H, W) "
+              "input, got ",
+              input.dim(), "-D input of shape ", input.sizes());
+  TORCH_CHECK(input.size(1) == c, "InstanceNorm: expected ", c,
+              " channels (num_features) in dimension 1, got input of shape ", input.sizes());
+  std::vector<int64_t> channel_shape(input.dim(), 1);
+  channel_shape[1] = c;
+  std::vector<int64_t> spatial;
+  for (int64_t d = 2; d < input.dim(); ++d) spatial.push_back(d);
+
+  torch::Tensor mean, var;
+  if (is_training() || !options.track_running_stats()) {
+    const int64_t n = input.numel() / (input.size(0) * c);  // positions per instance
+    TORCH_CHECK(n > 1 || !is_training(),
+                "InstanceNorm: expected more than 1 spatial position when training, got input "
+                "of shape ",
+                input.sizes());
+    mean = input.mean(spatial, /*keepdim=*/true);                    // (N, C, 1, ...)
+    var = (input - mean).pow(2).mean(spatial, /*keepdim=*/true);     // biased: normalizes
+    if (is_training() && options.track_running_stats()) {
+      torch::NoGradGuard no_grad;
+      num_batches_tracked.add_(1);
+      const double factor = options.momentum();
+      // PyTorch runs batch norm on the (1, N*C, ...) view: the running estimates move toward
+      // the instances' statistics averaged over the batch, the variance unbiased.
+      const torch::Tensor batch_mean = mean.detach().reshape({input.size(0), c}).mean(0);
+      const torch::Tensor batch_var =
+          (var.detach().reshape({input.size(0), c}) * (static_cast<double>(n) / (n - 1))).mean(0);
+      running_mean.mul_(1 - factor).add_(batch_mean, factor);
+      running_var.mul_(1 - factor).add_(batch_var, factor);
+    }
+  } else {
+    mean = running_mean.view(channel_shape);
+    var = running_var.view(channel_shape);
+  }
+  torch::Tensor output = (input - mean) * torch::rsqrt(var + options.eps());
+  if (options.affine()) output = output * weight.view(channel_shape) + bias.view(channel_shape);
+  return output;
+}
+
+void InstanceNormImpl::pretty_print(std::ostream& stream) const {
+  stream << "InstanceNorm(num_features=" << options.num_features() << ", eps=" << options.eps()
+         << ", momentum=" << options.momentum() << ", affine=" << std::boolalpha
+         << options.affine() << ", track_running_stats=" << options.track_running_stats() << ")";
+}
+
+// ---------------------------------------------------------------------------------------------
+// GroupNorm
+
+GroupNormImpl::GroupNormImpl(GroupNormOptions options_) : options(options_) { reset(); }
+
+void GroupNormImpl::reset() {
+  const int64_t g = options.num_groups(), c = options.num_channels();
+  TORCH_CHECK(g > 0 && c > 0, "GroupNorm: num_groups and num_channels must be positive, got ", g,
+              " and ", c);
+  TORCH_CHECK(c % g == 0, "GroupNorm: num_channels (", c, ") must be divisible by num_groups (",
+              g, ")");
+  TORCH_CHECK(options.eps() >= 0, "GroupNorm: eps must be non-negative, got ", options.eps());
+  if (options.affine()) {
+    weight = register_parameter("weight", torch::empty({c}));
+    bias = register_parameter("bias", torch::empty({c}));
+  }
+  reset_parameters();
+}
+
+void GroupNormImpl::reset_parameters() {
+  if (!options.affine()) return;
+  torch::NoGradGuard no_grad;
+  weight.fill_(1);
+  bias.zero_();
+}
+
+torch::Tensor GroupNormImpl::forward(const torch::Tensor& input) {
+  const int64_t g = options.num_groups(), c = options.num_channels();
+  TORCH_CHECK(input.dim() >= 2 && input.size(1) == c, "GroupNorm: expected an (N, ", c,
+              ", *) input (num_channels in dimension 1), got input of shape ", input.sizes());
+  const int64_t n = input.size(0);
+  const torch::Tensor grouped = input.reshape({n, g, -1});  // (N, G, C/G * positions)
+  const torch::Tensor mean = grouped.mean(-1, /*keepdim=*/true);
+  const torch::Tensor var = (grouped - mean).pow(2).mean(-1, /*keepdim=*/true);  // biased
+  torch::Tensor output = ((grouped - mean) * torch::rsqrt(var + options.eps())).view(input.sizes());
+  if (options.affine()) {
+    std::vector<int64_t> channel_shape(input.dim(), 1);
+    channel_shape[1] = c;
+    output = output * weight.view(channel_shape) + bias.view(channel_shape);
+  }
+  return output;
+}
+
+void GroupNormImpl::pretty_print(std::ostream& stream) const {
+  stream << "GroupNorm(num_groups=" << options.num_groups()
+         << ", num_channels=" << options.num_channels() << ", eps=" << options.eps()
+         << ", affine=" << std::boolalpha << options.affine() << ")";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weight normalization
+
+torch::Tensor weight_norm(const torch::Tensor& v, const torch::Tensor& g, int64_t dim) {
+  if (dim == -1) return v * (g / v.norm());
+  TORCH_CHECK(dim >= 0 && dim < v.dim(), "weight_norm: dim ", dim, " out of range for a ",
+              v.dim(), "-D tensor");
+  std::vector<int64_t> others;
+  for (int64_t d = 0; d < v.dim(); ++d) {
+    if (d != dim) others.push_back(d);
+  }
+  // The L2 norm over every other dimension, kept as size-1 dimensions so that it broadcasts.
+  const torch::Tensor norm = others.empty() ? v.abs() : v.norm(2, others, /*keepdim=*/true);
+  return v * (g / norm);
+}
+
+WeightNormLinearImpl::WeightNormLinearImpl(WeightNormLinearOptions options_)
+    : options(options_) {
+  reset();
+}
+
+void WeightNormLinearImpl::reset() {
+  const int64_t in = options.in_features(), out = options.out_features();
+  TORCH_CHECK(in > 0 && out > 0, "WeightNormLinear: in_features and out_features must be positive");
+  weight_g = register_parameter("weight_g", torch::empty({out, 1}));
+  weight_v = register_parameter("weight_v", torch::empty({out, in}));
+  if (options.bias()) bias = register_parameter("bias", torch::empty({out}));
+  reset_parameters();
+}
+
+void WeightNormLinearImpl::reset_parameters() {
+  torch::NoGradGuard no_grad;
+  // torch::nn::Linear's initialisation, then g = ||v|| per row (weight_norm's own init).
+  torch::nn::init::kaiming_uniform_(weight_v, std::sqrt(5));
+  weight_g.copy_(weight_v.norm(2, {1}, /*keepdim=*/true));
+  if (options.bias()) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(options.in_features()));
+    torch::nn::init::uniform_(bias, -bound, bound);
+  }
+}
+
+torch::Tensor WeightNormLinearImpl::weight() const { return weight_norm(weight_v, weight_g, 0); }
+
+torch::Tensor WeightNormLinearImpl::forward(const torch::Tensor& input) {
+  TORCH_CHECK(input.dim() >= 1 && input.size(-1) == options.in_features(),
+              "WeightNormLinear: expected an input whose last dimension is ",
+              options.in_features(), ", got input of shape ", input.sizes());
+  return torch::linear(input, weight(), options.bias() ? bias : torch::Tensor());
+}
+
+void WeightNormLinearImpl::pretty_print(std::ostream& stream) const {
+  stream << "WeightNormLinear(in_features=" << options.in_features()
+         << ", out_features=" << options.out_features() << ", bias=" << std::boolalpha
+         << options.bias() << ")";
 }
 
 // ---------------------------------------------------------------------------------------------

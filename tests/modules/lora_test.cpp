@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "modules/regularization.h"
 #include "tests/test_util.h"
 
 namespace nlpkit {
@@ -182,7 +183,7 @@ TEST(LoRALinearTest, DropoutOnlyOnTheAdapterPathAndOnlyInTraining) {
   EXPECT_FALSE(torch::allclose(y, base + update));
   // Same mask from the same seed: the frozen path is never dropped.
   torch::manual_seed(3);
-  const torch::Tensor dropped = torch::dropout(x, 0.5, /*train=*/true);
+  const torch::Tensor dropped = nlpkit::dropout(x, 0.5, /*train=*/true);
   expect_close(y, base + torch::linear(torch::linear(dropped, layer->lora_A), layer->lora_B));
 }
 

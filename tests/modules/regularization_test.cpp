@@ -57,9 +57,8 @@ TEST(DropoutTest, PreservesExpectation) {
   EXPECT_NEAR(dropout(x).mean().item<double>(), 2.0, 0.03);  // std of the mean ~0.006
 }
 
-TEST(DropoutTest, ReproducibleUnderManualSeedAndMatchesTorchOnCpu) {
+TEST(DropoutTest, ReproducibleUnderManualSeed) {
   Dropout dropout(0.25);
-  torch::nn::Dropout reference(0.25);
   torch::Tensor x = torch::randn({16, 9});
   torch::manual_seed(42);
   torch::Tensor first = dropout(x);
@@ -68,9 +67,87 @@ TEST(DropoutTest, ReproducibleUnderManualSeedAndMatchesTorchOnCpu) {
   EXPECT_TRUE(torch::equal(first, second));
   torch::Tensor third = dropout(x);  // the generator moved on
   EXPECT_FALSE(torch::equal(second, third));
-  // Same draws and arithmetic as ATen's CPU dropout.
+}
+
+TEST(DropoutTest, MaskDoesNotDependOnTheNumberOfThreads) {
+  const int threads = torch::get_num_threads();
+  torch::Tensor x = torch::ones({300001});  // odd, several parallel chunks
+  torch::set_num_threads(1);
+  torch::manual_seed(5);
+  torch::Tensor one = nlpkit::dropout(x, 0.1, true);
+  torch::set_num_threads(std::max(2, threads));
+  torch::manual_seed(5);
+  torch::Tensor many = nlpkit::dropout(x, 0.1, true);
+  torch::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(one, many));
+  // The last (odd) element is drawn too, and the draws are not all alike.
+  EXPECT_NEAR((one == 0).to(torch::kDouble).mean().item<double>(), 0.1, 0.003);
+}
+
+TEST(DropoutTest, NeighbouringElementsAreIndependent) {
+  // Elements 2k and 2k+1 share one 64-bit draw: their drops must still be independent.
+  torch::manual_seed(6);
+  const torch::Tensor ones = torch::ones({400000});
+  const torch::Tensor dropped = nlpkit::dropout(ones, 0.5, true).view({-1, 2}) == 0;
+  const double both = (dropped.select(1, 0) & dropped.select(1, 1)).to(torch::kDouble).mean()
+                          .item<double>();
+  EXPECT_NEAR(both, 0.25, 0.005);  // 200000 pairs: std ~0.001
+  // Successive calls draw new seeds: the masks of two calls agree on about half the elements.
+  const torch::Tensor again = nlpkit::dropout(ones, 0.5, true).view({-1, 2}) == 0;
+  EXPECT_NEAR((dropped == again).to(torch::kDouble).mean().item<double>(), 0.5, 0.005);
+}
+
+TEST(DropoutTest, GradientIsTheMaskTimesTheScaleAndTwiceDifferentiable) {
+  torch::manual_seed(7);
+  const double p = 0.4;
+  torch::Tensor x = (torch::rand({50, 30}) + 0.5).requires_grad_();
+  torch::Tensor y = nlpkit::dropout(x, p, true);
+  const torch::Tensor kept = (y != 0).to(torch::kFloat);
+  const float scale = static_cast<float>(1.0 / (1.0 - p));
+  // d(sum y^2)/dx = 2 y * mask * scale; its derivative again along x is 2 mask scale^2.
+  torch::Tensor g = torch::autograd::grad({(y * y).sum()}, {x}, {}, true, true)[0];
+  EXPECT_TRUE(torch::allclose(g, 2 * y.detach() * kept * scale));
+  torch::Tensor gg = torch::autograd::grad({g.sum()}, {x})[0];
+  EXPECT_TRUE(torch::allclose(gg, 2 * kept * scale * scale));
+}
+
+TEST(DropoutTest, NonContiguousAndReducedPrecisionInputs) {
+  torch::manual_seed(8);
+  torch::Tensor x = torch::rand({20, 40}).t() + 1;  // non-contiguous
+  torch::Tensor y = nlpkit::dropout(x, 0.5, true);
+  ASSERT_EQ(y.sizes(), x.sizes());
+  const torch::Tensor kept = y != 0;
+  EXPECT_TRUE(torch::allclose(y.masked_select(kept), x.masked_select(kept) * 2));
+  torch::Tensor b = nlpkit::dropout(x.to(torch::kBFloat16), 0.5, true);
+  EXPECT_EQ(b.scalar_type(), torch::kBFloat16);
+  EXPECT_NEAR((b == 0).to(torch::kDouble).mean().item<double>(), 0.5, 0.1);
+}
+
+TEST(DropoutTest, RejectsBadP) {
+  EXPECT_THROW_WITH(nlpkit::dropout(torch::ones({2}), 1.0, true), "p must be in [0, 1)");
+  EXPECT_THROW_WITH(Dropout(-0.1), "p must be in [0, 1)");
+}
+
+TEST(DropoutTest, DropsOnGpu_CUDA) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  torch::manual_seed(9);
+  torch::Tensor x = torch::ones({1000}, torch::kCUDA);
+  const torch::Tensor y = nlpkit::dropout(x, 0.3, true);
+  EXPECT_NEAR((y == 0).to(torch::kDouble).mean().item<double>(), 0.3, 0.06);
+}
+
+TEST(DropoutTest, TorchMasksOnRequest) {
+  const bool before = torch_dropout_masks();
+  torch::Tensor x = torch::randn({64, 33});
+  set_torch_dropout_masks(true);
   torch::manual_seed(42);
-  EXPECT_TRUE(torch::equal(first, reference(x)));
+  const torch::Tensor ours = nlpkit::dropout(x, 0.25, true);
+  torch::manual_seed(42);
+  EXPECT_TRUE(torch::equal(ours, torch::nn::Dropout(0.25)(x)));  // ATen's masks exactly
+  set_torch_dropout_masks(false);
+  torch::manual_seed(42);
+  EXPECT_FALSE(torch::equal(nlpkit::dropout(x, 0.25, true), ours));  // the counter-based generator
+  set_torch_dropout_masks(before);
 }
 
 TEST(DropoutTest, PZeroIsIdentityInTraining) {
@@ -296,6 +373,190 @@ TEST(BatchNormTest, CloneIsDeep) {
   norm(torch::randn({4, 2}) + 5);
   EXPECT_FALSE(torch::equal(copy->running_mean, norm->running_mean));
   EXPECT_EQ(copy->num_batches_tracked.item<int64_t>(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// InstanceNorm, GroupNorm, weight normalization
+
+// Trains (three steps: outputs, gradients, running statistics) and evaluates an InstanceNorm
+// and a LibTorch one side by side.
+template <typename Reference>
+void check_instancenorm_parity(InstanceNormOptions options, Reference reference,
+                               std::vector<int64_t> shape) {
+  InstanceNorm norm(options);
+  if (options.affine()) {
+    torch::NoGradGuard no_grad;
+    norm->weight.normal_();
+    norm->bias.normal_();
+    reference->weight.copy_(norm->weight);
+    reference->bias.copy_(norm->bias);
+  }
+  for (int step = 0; step < 3; ++step) {
+    torch::Tensor x = (torch::randn(shape) * (step + 1) + step).requires_grad_();
+    torch::Tensor x_ref = x.detach().clone().requires_grad_();
+    torch::Tensor y = norm(x);
+    torch::Tensor y_ref = reference(x_ref);
+    expect_close(y, y_ref);
+    const torch::Tensor upstream = torch::randn_like(y);
+    (y * upstream).sum().backward();
+    (y_ref * upstream).sum().backward();
+    expect_close(x.grad(), x_ref.grad(), 1e-4, 1e-5);
+    if (options.affine()) {
+      expect_close(norm->weight.grad(), reference->weight.grad(), 1e-4, 1e-5);
+      expect_close(norm->bias.grad(), reference->bias.grad(), 1e-4, 1e-5);
+    }
+    if (options.track_running_stats()) {
+      expect_close(norm->running_mean, reference->running_mean);
+      expect_close(norm->running_var, reference->running_var);
+    }
+  }
+  norm->eval();
+  reference->eval();
+  const torch::Tensor x = torch::randn(shape) * 3 + 1;
+  expect_close(norm(x), reference(x));
+}
+
+TEST(InstanceNormTest, MatchesInstanceNorm1d) {
+  torch::manual_seed(10);
+  check_instancenorm_parity(InstanceNormOptions(3), torch::nn::InstanceNorm1d(3), {4, 3, 9});
+}
+
+TEST(InstanceNormTest, MatchesInstanceNorm2dWithAffineAndRunningStats) {
+  torch::manual_seed(11);
+  check_instancenorm_parity(
+      InstanceNormOptions(3).affine(true).track_running_stats(true).momentum(0.2).eps(1e-4),
+      torch::nn::InstanceNorm2d(torch::nn::InstanceNorm2dOptions(3)
+                                    .affine(true)
+                                    .track_running_stats(true)
+                                    .momentum(0.2)
+                                    .eps(1e-4)),
+      {2, 3, 5, 4});
+}
+
+TEST(InstanceNormTest, MatchesInstanceNorm3d) {
+  torch::manual_seed(12);
+  check_instancenorm_parity(InstanceNormOptions(2).affine(true),
+                            torch::nn::InstanceNorm3d(torch::nn::InstanceNorm3dOptions(2).affine(true)),
+                            {2, 2, 3, 4, 2});
+}
+
+TEST(InstanceNormTest, StateKeysPrintAndBadInput) {
+  EXPECT_TRUE(state_keys(*InstanceNorm(4)).empty());
+  InstanceNorm full(InstanceNormOptions(4).affine(true).track_running_stats(true));
+  EXPECT_EQ(state_keys(*full), state_keys(*torch::nn::InstanceNorm2d(
+                                   torch::nn::InstanceNorm2dOptions(4).affine(true).track_running_stats(true))));
+  EXPECT_EQ(printed(*InstanceNorm(4)),
+            "InstanceNorm(num_features=4, eps=1e-05, momentum=0.1, affine=false, "
+            "track_running_stats=false)");
+  EXPECT_THROW_WITH(InstanceNorm(0), "InstanceNorm: num_features must be positive, got 0");
+  InstanceNorm norm(3);
+  EXPECT_THROW_WITH(norm(torch::randn({2, 3})), "got 2-D input of shape [2, 3]");
+  EXPECT_THROW_WITH(norm(torch::randn({2, 4, 5})),
+                    "InstanceNorm: expected 3 channels (num_features) in dimension 1");
+  EXPECT_THROW_WITH(norm(torch::randn({2, 3, 1})), "more than 1 spatial position");
+}
+
+TEST(GroupNormTest, MatchesLibTorchInTrainAndEvalWithGradients) {
+  torch::manual_seed(13);
+  for (const std::vector<int64_t>& shape :
+       {std::vector<int64_t>{4, 6}, std::vector<int64_t>{3, 6, 5}, std::vector<int64_t>{2, 6, 3, 4}}) {
+    for (int64_t groups : {1, 2, 3, 6}) {
+      GroupNorm norm(GroupNormOptions(groups, 6).eps(1e-4));
+      torch::nn::GroupNorm reference(torch::nn::GroupNormOptions(groups, 6).eps(1e-4));
+      {
+        torch::NoGradGuard no_grad;
+        norm->weight.normal_();
+        norm->bias.normal_();
+        reference->weight.copy_(norm->weight);
+        reference->bias.copy_(norm->bias);
+      }
+      torch::Tensor x = (torch::randn(shape) * 2 + 1).requires_grad_();
+      torch::Tensor x_ref = x.detach().clone().requires_grad_();
+      torch::Tensor y = norm(x), y_ref = reference(x_ref);
+      // LibTorch's kernel accumulates the moments in another order: float rounding, ~1e-5.
+      expect_close(y, y_ref, 1e-4, 1e-5);
+      const torch::Tensor upstream = torch::randn_like(y);
+      (y * upstream).sum().backward();
+      (y_ref * upstream).sum().backward();
+      expect_close(x.grad(), x_ref.grad(), 1e-4, 1e-5);
+      expect_close(norm->weight.grad(), reference->weight.grad(), 1e-4, 1e-5);
+      expect_close(norm->bias.grad(), reference->bias.grad(), 1e-4, 1e-5);
+      norm->eval();
+      reference->eval();
+      expect_close(norm(x.detach()), reference(x.detach()), 1e-4, 1e-5);
+    }
+  }
+}
+
+TEST(GroupNormTest, StateKeysPrintAndBadInput) {
+  EXPECT_EQ(state_keys(*GroupNorm(GroupNormOptions(2, 4))),
+            state_keys(*torch::nn::GroupNorm(torch::nn::GroupNormOptions(2, 4))));
+  EXPECT_TRUE(state_keys(*GroupNorm(GroupNormOptions(2, 4).affine(false))).empty());
+  EXPECT_EQ(printed(*GroupNorm(GroupNormOptions(2, 4))),
+            "GroupNorm(num_groups=2, num_channels=4, eps=1e-05, affine=true)");
+  EXPECT_THROW_WITH(GroupNorm(GroupNormOptions(3, 4)),
+                    "GroupNorm: num_channels (4) must be divisible by num_groups (3)");
+  EXPECT_THROW_WITH(GroupNorm(GroupNormOptions(0, 4)), "must be positive");
+  GroupNorm norm(GroupNormOptions(2, 4));
+  EXPECT_THROW_WITH(norm(torch::randn({2, 5})), "GroupNorm: expected an (N, 4, *) input");
+}
+
+TEST(WeightNormTest, MatchesTorchWeightNormOnEveryDim) {
+  torch::manual_seed(14);
+  const torch::Tensor v = torch::randn({4, 3, 5});
+  for (int64_t dim : {0, 1, 2}) {
+    std::vector<int64_t> g_shape(3, 1);
+    g_shape[dim] = v.size(dim);
+    const torch::Tensor g = torch::rand(g_shape) + 0.5;
+    expect_close(weight_norm(v, g, dim), torch::_weight_norm(v, g, dim));
+  }
+  const torch::Tensor g = torch::rand({}) + 0.5;
+  expect_close(weight_norm(v, g, -1), torch::_weight_norm(v, g, -1));
+  EXPECT_THROW_WITH(weight_norm(v, g, 3), "weight_norm: dim 3 out of range for a 3-D tensor");
+}
+
+TEST(WeightNormTest, LinearNamesInitGradientsAndParity) {
+  torch::manual_seed(15);
+  WeightNormLinear layer(WeightNormLinearOptions(5, 3));
+  EXPECT_EQ(state_keys(*layer), (std::vector<std::string>{"weight_g", "weight_v", "bias"}));
+  EXPECT_EQ(layer->weight_g.sizes(), torch::IntArrayRef({3, 1}));
+  // g = ||v|| at initialisation: the effective weight is v itself.
+  expect_close(layer->weight(), layer->weight_v);
+  {
+    torch::NoGradGuard no_grad;
+    layer->weight_g.mul_(torch::rand({3, 1}) + 0.5);
+  }
+  const torch::Tensor x = torch::randn({7, 5});
+  const torch::Tensor w = torch::_weight_norm(layer->weight_v, layer->weight_g, 0);
+  expect_close(layer(x), torch::linear(x, w, layer->bias));
+  // Gradients reach g, v and the bias, and the row norms of w are g.
+  layer(x).pow(2).sum().backward();
+  for (const auto& p : layer->parameters()) {
+    ASSERT_TRUE(p.grad().defined());
+    EXPECT_GT(p.grad().abs().sum().item<double>(), 0);
+  }
+  expect_close(layer->weight().norm(2, {1}, true), layer->weight_g);
+  EXPECT_EQ(printed(*layer), "WeightNormLinear(in_features=5, out_features=3, bias=true)");
+  EXPECT_THROW_WITH(layer(torch::randn({2, 4})), "expected an input whose last dimension is 5");
+}
+
+TEST(WeightNormTest, OverfitsOneBatch) {
+  torch::manual_seed(16);
+  torch::nn::Sequential net(WeightNormLinear(WeightNormLinearOptions(4, 16)),
+                            torch::nn::Functional(torch::tanh),
+                            WeightNormLinear(WeightNormLinearOptions(16, 3)));
+  const torch::Tensor x = torch::randn({12, 4});
+  const torch::Tensor y = torch::randint(0, 3, {12});
+  torch::optim::Adam adam(net->parameters(), 0.05);
+  double loss = 0;
+  for (int step = 0; step < 200; ++step) {
+    adam.zero_grad();
+    torch::Tensor l = torch::nn::functional::cross_entropy(net->forward(x), y);
+    l.backward();
+    adam.step();
+    loss = l.item<double>();
+  }
+  EXPECT_LT(loss, 0.05);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -226,7 +226,13 @@ TEST(RDropStep, BertKlOnTheFixtureClassifier) {
   ClassifierBatch batch =
       bert_batch(model, io["in/input_ids"], io["in/attention_mask"], io["in/bert_labels"]);
   // The reference's two train-mode passes after torch.manual_seed(77): same dropout call order,
-  // same CPU bernoulli kernel (Debian's LibTorch is the build python3-torch uses).
+  // same CPU bernoulli kernel (Debian's LibTorch is the build python3-torch uses), given
+  // ATen's dropout masks instead of nlpkit's own generator.
+  struct TorchMasks {
+    bool before = torch_dropout_masks();
+    TorchMasks() { set_torch_dropout_masks(true); }
+    ~TorchMasks() { set_torch_dropout_masks(before); }
+  } torch_masks;
   torch::manual_seed(77);
   const torch::Tensor logits1 = batch.forward();
   const torch::Tensor logits2 = batch.forward();
@@ -382,6 +388,41 @@ TEST_F(RegularizedTrainingTest, EdaAugmentsTheTrainingSplitOnly) {
                                       "augmentation.eda.wordnet=" + (dir_ / "none").string()}),
                          "", torch::kCPU),
                "install the Debian package wordnet-base");
+}
+
+TEST_F(RegularizedTrainingTest, TrainingSubsetAndBootstrapTransformTheTrainingSplitOnly) {
+  const std::string src = kSrc;
+  auto summary = [&](std::vector<std::string> o) {
+    o.insert(o.end(), {"data.train=" + src + "/tests/data/tiny_cls/train.tsv",
+                       "data.valid=" + src + "/tests/data/tiny_cls/valid.tsv", "data.test=\"\""});
+    return make_task(load_config(src + "/configs/tiny/classifier.yaml", o), "", torch::kCPU)
+        ->summary();
+  };
+  const std::string plain = summary({});
+  EXPECT_TRUE(Contains(plain, "train 64")) << plain;
+  const std::string subset = summary({"data.train_examples=20"});
+  EXPECT_TRUE(Contains(subset, "train 20")) << subset;
+  const std::string valid = plain.substr(plain.find("valid"), 9);
+  EXPECT_TRUE(Contains(subset, valid)) << subset;
+  // A bootstrap sample keeps the size; the subset, then bootstrap, then EDA copies.
+  EXPECT_TRUE(Contains(summary({"data.bootstrap=true"}), "train 64"));
+  const std::string all = summary({"data.train_examples=20", "data.bootstrap=true",
+                                   "augmentation.eda.copies=1",
+                                   "augmentation.eda.wordnet=" + src + "/tests/data/wordnet_tiny"});
+  EXPECT_TRUE(Contains(all, "train 40")) << all;
+  EXPECT_ERROR(summary({"data.train_examples=65"}),
+               "data.train_examples: 65 asked for, but " + src +
+                   "/tests/data/tiny_cls/train.tsv has 64 examples");
+  EXPECT_ERROR(summary({"data.train_examples=-1"}), "data.train_examples");
+}
+
+TEST_F(RegularizedTrainingTest, BootstrapSamplesDifferBySeed) {
+  auto losses = [&](const std::string& seed) {
+    std::filesystem::remove_all(dir_ / "run");
+    return train("classifier.yaml", {"data.bootstrap=true", "seed=" + seed}).losses;
+  };
+  EXPECT_EQ(losses("1"), losses("1"));
+  EXPECT_NE(losses("1"), losses("2"));
 }
 
 TEST_F(RegularizedTrainingTest, BertTrainsWithEachRegularizer) {

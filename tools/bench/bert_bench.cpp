@@ -457,7 +457,7 @@ int run_bench(Args& a) {
     return F::cross_entropy(logits, targets) + F::cross_entropy(nsp_logits, b.next_sentence_label);
   };
 
-  torch::manual_seed(static_cast<int64_t>(a.seed));  // dropout masks as on the Python side
+  torch::manual_seed(static_cast<int64_t>(a.seed));  // with NLPKIT_TORCH_DROPOUT=1, Python's masks
   model->train();
   std::vector<double> losses, step_ms;
   std::map<std::string, std::vector<double>> phase_ms;  // timed steps only
@@ -499,7 +499,11 @@ int run_bench(Args& a) {
   for (const auto& [name, ms] : phase_ms) phases[name] = median(ms);
   const nlohmann::json result = {
       {"bench", "bert"},
-      {"impl", "nlpkit"},
+      // NLPKIT_TORCH_DROPOUT=1: ATen's dropout masks, so the losses compare bitwise with PyTorch's.
+      {"impl", std::getenv("NLPKIT_TORCH_DROPOUT") != nullptr &&
+                       std::string(std::getenv("NLPKIT_TORCH_DROPOUT")) == "1"
+                   ? "nlpkit-torch-dropout"
+                   : "nlpkit"},
       {"threads", a.threads},
       {"warmup", a.warmup},
       {"steps", a.steps},

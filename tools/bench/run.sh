@@ -64,6 +64,9 @@ echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f
 echo "torch $("$PYTHON" -c 'import torch; print(torch.__version__)'), threads $threads," \
   "$repeats x ($warmup warmup + $steps timed steps)"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+# ATen's dropout masks on the nlpkit side (modules/regularization.h: nlpkit::dropout), so the
+# losses compare bitwise with PyTorch's; the figures in docs/benchmarks.md were measured so.
+export NLPKIT_TORCH_DROPOUT=${NLPKIT_TORCH_DROPOUT:-1}
 common=(--threads "$threads" --warmup "$warmup" --steps "$steps")
 for ((r = 1; r <= repeats; ++r)); do
   "$bench" --data "$data" "${common[@]}" >>"$results"

@@ -5,6 +5,8 @@
 # 4 heads, intermediate 1024, vocabulary 8000, dropout 0.1; MLM loss on the masked positions
 # + NSP, AdamW, clip_grad_norm_(1.0). Runs are interleaved and repeated; the summary shows
 # medians, the ratio nlpkit / PyTorch in tokens/s, per-phase times and the loss agreement.
+# nlpkit runs twice per repeat: with its own dropout masks ("nlpkit", the figure) and with
+# NLPKIT_TORCH_DROPOUT=1 ("nlpkit-torch-dropout": ATen's masks, losses bitwise PyTorch's).
 #
 #   tools/bench/run_bert.sh                       # 2 threads, 3 x (3 warm-up + 10 steps)
 #   tools/bench/run_bert.sh --threads 1 --repeats 5
@@ -78,6 +80,7 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 common=(--data "$data" --threads "$threads" --warmup "$warmup" --steps "$steps")
 for ((r = 1; r <= repeats; ++r)); do
   "${bench[@]}" "${common[@]}" >>"$results"
+  NLPKIT_TORCH_DROPOUT=1 "${bench[@]}" "${common[@]}" >>"$results"
   "$PYTHON" tools/bench/bert_bench.py "${common[@]}" >>"$results"
 done
 echo "load average after:  $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews" \

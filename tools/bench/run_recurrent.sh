@@ -71,6 +71,9 @@ done
 
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-$threads}
 export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-10000}
+# ATen's dropout masks on the nlpkit side (modules/regularization.h: nlpkit::dropout), so the
+# losses compare bitwise with PyTorch's; the figures in docs/benchmarks.md were measured so.
+export NLPKIT_TORCH_DROPOUT=${NLPKIT_TORCH_DROPOUT:-1}
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
 echo "torch $("$PYTHON" -c 'import torch; print(torch.__version__)'), threads $threads," \
   "$repeats x ($warmup warm-up + $steps timed steps), results $results"
