@@ -227,6 +227,43 @@ SplitIndices stratified_split(const std::vector<int64_t>& labels, double valid_f
   return split;
 }
 
+std::vector<int64_t> stratified_subset(const std::vector<int64_t>& labels, int64_t count,
+                                       uint64_t seed) {
+  const auto n = static_cast<int64_t>(labels.size());
+  TORCH_CHECK(count > 0 && count <= n, "stratified_subset: count (", count,
+              ") must lie in [1, number of examples (", n, ")]");
+  std::mt19937_64 rng(seed);
+  std::map<int64_t, std::vector<int64_t>> groups = group_by_label(labels);
+  // Largest remainder: floor quotas first, then one more for the largest fractional parts.
+  std::vector<std::pair<int64_t, int64_t>> remainders;  // (-(count * n_c mod n), label)
+  std::map<int64_t, int64_t> quota;
+  int64_t given = 0;
+  for (const auto& [label, indices] : groups) {
+    const int64_t share = count * static_cast<int64_t>(indices.size());
+    quota[label] = share / n;
+    given += share / n;
+    remainders.emplace_back(-(share % n), label);
+  }
+  std::sort(remainders.begin(), remainders.end());
+  for (int64_t i = 0; i < count - given; ++i) ++quota[remainders[static_cast<size_t>(i)].second];
+  std::vector<int64_t> subset;
+  for (auto& [label, indices] : groups) {
+    shuffle_in_place(indices, rng);
+    subset.insert(subset.end(), indices.begin(), indices.begin() + quota[label]);
+  }
+  std::sort(subset.begin(), subset.end());
+  return subset;
+}
+
+std::vector<int64_t> bootstrap_sample(int64_t n, uint64_t seed) {
+  TORCH_CHECK(n > 0, "bootstrap_sample: n (", n, ") must be positive");
+  std::mt19937_64 rng(seed);
+  std::vector<int64_t> sample(static_cast<size_t>(n));
+  for (auto& index : sample) index = static_cast<int64_t>(random_below(rng, static_cast<uint64_t>(n)));
+  std::sort(sample.begin(), sample.end());
+  return sample;
+}
+
 std::vector<SplitIndices> stratified_kfold(const std::vector<int64_t>& labels, int64_t k,
                                            uint64_t seed) {
   TORCH_CHECK(k >= 2, "stratified_kfold: k (", k, ") must be at least 2");

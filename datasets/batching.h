@@ -105,6 +105,18 @@ struct SplitIndices {
 SplitIndices stratified_split(const std::vector<int64_t>& labels, double valid_fraction,
                               double test_fraction, uint64_t seed);
 
+/// `count` of the example indices 0..labels.size()-1 keeping each class's proportion: class c
+/// gets floor(count * n_c / n) and the leftover places go to the classes with the largest
+/// remainders (ties: the smaller label id), every class drawn in a seeded random order; the
+/// result is sorted (file order). TORCH_CHECKs 0 < count <= labels.size().
+///   std::vector<int64_t> few = stratified_subset(label_ids, 500, 1234);
+std::vector<int64_t> stratified_subset(const std::vector<int64_t>& labels, int64_t count,
+                                       uint64_t seed);
+
+/// n indices drawn uniformly with replacement from 0..n-1 (a bootstrap sample, as bagging
+/// trains each model on), sorted; depends only on `seed`. TORCH_CHECKs n > 0.
+std::vector<int64_t> bootstrap_sample(int64_t n, uint64_t seed);
+
 /// k folds for cross-validation: fold i tests on the i-th part, trains on the others, and has
 /// no valid part. Each class is dealt round-robin across the folds (continuing from where the
 /// previous class stopped), so fold sizes, overall and per class, differ by at most one.

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -14,13 +15,16 @@
 #include "datasets/file_io.h"
 #include "datasets/frames.h"
 #include "datasets/spam_assassin.h"
+#include "datasets/text_classification.h"
 #include "datasets/wordpiece.h"
 #include "trainers/allocator.h"
 #include "trainers/checkpoint.h"
 #include "trainers/config.h"
 #include "trainers/huggingface.h"
+#include "trainers/metrics.h"
 #include "trainers/registry.h"
 #include "trainers/runs.h"
+#include "trainers/tasks/classification.h"
 #include "trainers/trainer.h"
 
 namespace fs = std::filesystem;
@@ -80,6 +84,52 @@ int cmd_train(const std::string& config_path, const std::vector<std::string>& ov
   return 0;
 }
 
+/// `nlpkit train --bagging K`: K runs of the config, each on a bootstrap sample of the training
+/// split with its own seed (seed, seed+1, ...), in RUN_DIR/bag_1 .. bag_K.
+int cmd_bagging(const std::string& config_path, const std::vector<std::string>& overrides,
+                int64_t k) {
+  const ExperimentConfig config = load_config(config_path, overrides);
+  if (config.task != "classification") {
+    throw ConfigError("train --bagging: only task classification can be bagged (this config's task is " +
+                      config.task + ")");
+  }
+  const std::string root = config.run_dir();
+  for (int64_t i = 1; i <= k; ++i) {
+    std::vector<std::string> o = overrides;
+    o.push_back("data.bootstrap=true");
+    o.push_back("seed=" + std::to_string(config.seed + i - 1));
+    o.push_back("output_dir=" + root + "/bag_" + std::to_string(i));
+    std::cerr << "bagging: model " << i << " of " << k << " (seed " << config.seed + i - 1
+              << ", a bootstrap sample of the training split)\n";
+    if (const int rc = cmd_train(config_path, o, ""); rc != 0) return rc;
+  }
+  std::cerr << "bagging: " << k << " models in " << root << "/bag_*; `nlpkit evaluate " << root
+            << "` and `nlpkit predict " << root << " FILE` average their probabilities\n";
+  return 0;
+}
+
+/// The members of an ensemble: a bagging folder (RUN_DIR with bag_* runs and no checkpoints of
+/// its own) stands for its bags; `more` are added as given.
+std::vector<std::string> ensemble_members(const std::string& path,
+                                          const std::vector<std::string>& more) {
+  std::vector<std::string> members;
+  namespace fs = std::filesystem;
+  if (fs::is_directory(path) && !fs::exists(fs::path(path) / "checkpoints") &&
+      !fs::exists(fs::path(path) / "manifest.json")) {
+    for (const auto& entry : fs::directory_iterator(path)) {
+      if (entry.is_directory() && entry.path().filename().string().rfind("bag_", 0) == 0) {
+        members.push_back(entry.path().string());
+      }
+    }
+    std::sort(members.begin(), members.end(), [](const std::string& a, const std::string& b) {
+      return a.size() != b.size() ? a.size() < b.size() : a < b;  // bag_2 before bag_10
+    });
+  }
+  if (members.empty()) members.push_back(path);
+  members.insert(members.end(), more.begin(), more.end());
+  return members;
+}
+
 /// Rebuilds the task of a checkpoint (its saved config, vocabulary, labels and weights).
 std::unique_ptr<Task> load_task(const std::string& checkpoint,
                                 const std::vector<std::string>& overrides,
@@ -94,11 +144,76 @@ std::unique_ptr<Task> load_task(const std::string& checkpoint,
   return task;
 }
 
+/// The class probabilities of `inputs` averaged over `members` (checkpoints of classification
+/// tasks with the same classes in the same order), and those classes.
+std::pair<torch::Tensor, std::vector<std::string>> ensemble_probabilities(
+    const std::vector<std::string>& members, const std::vector<std::string>& overrides,
+    const std::vector<std::string>& inputs) {
+  torch::Tensor sum;
+  std::vector<std::string> names;
+  for (const std::string& member : members) {
+    auto task = load_task(member, overrides, nullptr);
+    const torch::Tensor p = task->class_probabilities(inputs);
+    if (names.empty()) {
+      names = task->class_names();
+    } else if (task->class_names() != names) {
+      throw InputError("ensemble: " + member + " has other classes than " + members.front());
+    }
+    sum = sum.defined() ? sum + p : p;
+  }
+  return {sum / static_cast<double>(members.size()), names};
+}
+
+/// `nlpkit evaluate` of an ensemble: the members' averaged probabilities on the split's file.
+int evaluate_ensemble(const std::vector<std::string>& members, const std::string& split_name_,
+                      const std::vector<std::string>& overrides, const std::string& output) {
+  const ExperimentConfig config =
+      load_config(find_checkpoint(members.front()) + "/config.yaml", overrides);
+  const std::string path = split_name_ == "valid"   ? config.data.valid
+                           : split_name_ == "train" ? config.data.train
+                                                    : config.data.test;
+  if (path.empty()) {
+    throw ConfigError("evaluate: the checkpoint's config names no " + split_name_ +
+                      " file; pass --data FILE");
+  }
+  ClassificationFileOptions file;
+  file.format = config.data.format;
+  file.text_field = config.data.text_field;
+  file.label_field = config.data.label_field;
+  file.on_error = config.data.on_error;
+  const ClassificationData examples = load_classification_file(path, file);
+  std::vector<std::string> texts;
+  for (const auto& e : examples.examples) texts.push_back(e.text);
+  const auto [probabilities, names] = ensemble_probabilities(members, overrides, texts);
+  std::vector<int64_t> labels;
+  for (const auto& e : examples.examples) {
+    const auto it = std::find(names.begin(), names.end(), e.label);
+    if (it == names.end()) throw InputError(path + ": label '" + e.label + "' unknown to the models");
+    labels.push_back(it - names.begin());
+  }
+  const torch::Tensor targets = torch::tensor(labels, torch::kInt64);
+  ClassificationReport report = classification_report(targets, probabilities, names);
+  report.loss = torch::nn::functional::nll_loss(probabilities.clamp_min(1e-12).log(), targets)
+                    .item<double>();
+  const Evaluation eval = classification_evaluation(report);
+  print_evaluation(split_name_ + " (ensemble of " + std::to_string(members.size()) + ": " +
+                       members.front() + " ...)",
+                   eval);
+  const std::string out = output.empty() ? members.front() + "/../eval_" + split_name_ + "_ensemble.json"
+                                         : output;
+  write_file_atomic(out, eval.report.dump(2) + "\n");
+  std::cerr << "wrote " << out << "\n";
+  return 0;
+}
+
 int cmd_evaluate(const std::string& checkpoint, const std::string& split_name_,
                  const std::string& data, const std::string& output,
-                 const std::vector<std::string>& overrides) {
+                 const std::vector<std::string>& overrides,
+                 const std::vector<std::string>& ensemble) {
   std::vector<std::string> o = overrides;
   if (!data.empty()) o.push_back("data." + split_name_ + "=" + data);
+  const std::vector<std::string> members = ensemble_members(checkpoint, ensemble);
+  if (members.size() > 1) return evaluate_ensemble(members, split_name_, o, output);
   ExperimentConfig config;
   auto task = load_task(checkpoint, o, &config);
   const Split split = split_name_ == "valid"   ? Split::kValid
@@ -118,8 +233,13 @@ int cmd_evaluate(const std::string& checkpoint, const std::string& split_name_,
 }
 
 int cmd_predict(const std::string& checkpoint, const std::string& input,
-                const std::vector<std::string>& overrides, const std::string& explain_dir) {
-  auto task = load_task(checkpoint, overrides, nullptr);
+                const std::vector<std::string>& overrides, const std::string& explain_dir,
+                const std::vector<std::string>& ensemble) {
+  const std::vector<std::string> members = ensemble_members(checkpoint, ensemble);
+  if (members.size() > 1 && !explain_dir.empty()) {
+    throw InputError("predict --explain: draws one model's attention; give one checkpoint");
+  }
+  auto task = members.size() > 1 ? nullptr : load_task(checkpoint, overrides, nullptr);
   std::ifstream file;
   if (input != "-") {
     file.open(input);
@@ -132,6 +252,11 @@ int cmd_predict(const std::string& checkpoint, const std::string& input,
   if (!explain_dir.empty()) {
     const std::vector<std::string> written = task->explain(lines, explain_dir);
     std::cerr << "wrote " << written.size() << " attention heatmap(s) to " << explain_dir << "\n";
+  }
+  if (members.size() > 1) {
+    const auto [probabilities, names] = ensemble_probabilities(members, overrides, lines);
+    for (const auto& line : label_lines(probabilities, names)) std::cout << line << "\n";
+    return 0;
   }
   for (const auto& line : task->predict(lines)) std::cout << line << "\n";
   return 0;
@@ -299,6 +424,12 @@ int main(int argc, char** argv) {
   train->add_option("config", config_path, "experiment YAML file")->required();
   train->add_option("overrides", overrides, "key.path=value overrides");
   train->add_option("--resume", resume, "checkpoint or run directory to resume from (or 'auto')");
+  int64_t bagging = 0;
+  train->add_option("--bagging", bagging,
+                    "train K models on bootstrap samples of the training split (seeds seed .. "
+                    "seed+K-1) into RUN_DIR/bag_1..K; evaluate/predict RUN_DIR average them")
+      ->check(CLI::Range(int64_t{2}, int64_t{1000}));
+  std::vector<std::string> ensemble;
 
   auto* evaluate =
       app.add_subcommand("evaluate", "evaluate a checkpoint; prints a table, writes JSON");
@@ -307,6 +438,9 @@ int main(int argc, char** argv) {
   evaluate->add_option("--split", split, "train, valid or test")
       ->check(CLI::IsMember({"train", "valid", "test"}));
   evaluate->add_option("--data", data, "evaluate this file instead of the config's");
+  evaluate->add_option("--ensemble", ensemble,
+                       "another checkpoint whose class probabilities are averaged in (repeatable)")
+      ->allow_extra_args(false);
   evaluate->add_option("--output", output,
                        "JSON report path (default: <checkpoint>/eval_<split>.json)");
 
@@ -315,6 +449,10 @@ int main(int argc, char** argv) {
   predict->add_option("checkpoint", checkpoint, "checkpoint or run directory")->required();
   predict->add_option("input", input, "text file, one input per line; - for stdin")->required();
   predict->add_option("overrides", overrides, "key.path=value overrides (e.g. generation.top_k=5)");
+  predict->add_option("--ensemble", ensemble,
+                      "another checkpoint whose class probabilities are averaged in (repeatable; "
+                      "a bagging run directory stands for all its models)")
+      ->allow_extra_args(false);
   std::string explain_dir;
   predict->add_option(
       "--explain", explain_dir,
@@ -408,9 +546,13 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (*train) return cmd_train(config_path, overrides, resume);
-    if (*evaluate) return cmd_evaluate(checkpoint, split, data, output, overrides);
-    if (*predict) return cmd_predict(checkpoint, input, overrides, explain_dir);
+    if (*train) {
+      if (bagging > 0 && !resume.empty()) throw ConfigError("train: --bagging and --resume do not mix");
+      return bagging > 0 ? cmd_bagging(config_path, overrides, bagging)
+                         : cmd_train(config_path, overrides, resume);
+    }
+    if (*evaluate) return cmd_evaluate(checkpoint, split, data, output, overrides, ensemble);
+    if (*predict) return cmd_predict(checkpoint, input, overrides, explain_dir, ensemble);
     if (*plot) return cmd_plot(run_dirs, output, metrics_list);
     if (*runs_list) return cmd_runs_list(run_dirs);
     if (*dump) return cmd_dump_config(config_path, overrides, reference);

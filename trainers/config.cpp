@@ -286,6 +286,16 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
   d.add("label_field", &c.data.label_field, "column or JSON field holding the label");
   d.add("on_error", &c.data.on_error, "a malformed line: error (stop, naming file:line) or skip")
       .one_of({"error", "skip"});
+  d.add("train_examples", &c.data.train_examples,
+        "classification: train on a stratified sample of this many training examples (seeded "
+        "by data.train_subset_seed); 0 = all")
+      .at_least(0);
+  d.add("train_subset_seed", &c.data.train_subset_seed,
+        "seed of the data.train_examples sample (kept apart from `seed`, so that runs with "
+        "different seeds see the same examples)");
+  d.add("bootstrap", &c.data.bootstrap,
+        "classification: train on a bootstrap sample (n draws with replacement, seeded by "
+        "`seed`) of the training examples; what `nlpkit train --bagging K` sets");
   d.add("batch_size", &c.data.batch_size, "training examples per batch").at_least(1);
   d.add("eval_batch_size", &c.data.eval_batch_size, "examples per evaluation batch").at_least(1);
   d.add("shuffle", &c.data.shuffle, "reshuffle the training set every epoch (seeded)");

@@ -97,6 +97,9 @@ struct DataConfig {
   double mlm_probability = 0.15;
   bool whole_word_mask = false;
   bool next_sentence = true;
+  int64_t train_examples = 0;
+  int64_t train_subset_seed = 1234;
+  bool bootstrap = false;
 };
 
 struct FramesConfig {

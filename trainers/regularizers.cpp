@@ -1,8 +1,12 @@
 #include "trainers/regularizers.h"
 
+#include <map>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "datasets/augmentation.h"
+#include "datasets/batching.h"
 
 namespace nlpkit {
 namespace {
@@ -135,6 +139,36 @@ void augment_training_examples(const EdaConfig& config, int64_t seed,
     for (std::string& text : eda.augment(e.text, example_seed)) out.push_back({text, e.label});
   }
   *examples = std::move(out);
+}
+
+void transform_training_examples(const ExperimentConfig& config,
+                                 std::vector<TextExample>* examples) {
+  const auto n = static_cast<int64_t>(examples->size());
+  auto keep = [&](const std::vector<int64_t>& indices) {
+    std::vector<TextExample> kept;
+    kept.reserve(indices.size());
+    for (int64_t i : indices) kept.push_back((*examples)[static_cast<size_t>(i)]);
+    *examples = std::move(kept);
+  };
+  if (config.data.train_examples > 0) {
+    if (config.data.train_examples > n) {
+      throw ConfigError("data.train_examples: " + std::to_string(config.data.train_examples) +
+                        " asked for, but " + config.data.train + " has " + std::to_string(n) +
+                        " examples");
+    }
+    std::map<std::string, int64_t> ids;  // label -> id in order of first appearance
+    std::vector<int64_t> labels;
+    for (const TextExample& e : *examples) {
+      labels.push_back(ids.emplace(e.label, static_cast<int64_t>(ids.size())).first->second);
+    }
+    keep(stratified_subset(labels, config.data.train_examples,
+                           static_cast<uint64_t>(config.data.train_subset_seed)));
+  }
+  if (config.data.bootstrap) {
+    keep(bootstrap_sample(static_cast<int64_t>(examples->size()),
+                          static_cast<uint64_t>(config.seed)));
+  }
+  augment_training_examples(config.augmentation.eda, config.seed, examples);
 }
 
 }  // namespace nlpkit

@@ -75,6 +75,13 @@ torch::Tensor mixup_step(const MixupConfig& config, ClassifierBatch& batch);
 void augment_training_examples(const EdaConfig& config, int64_t seed,
                                std::vector<TextExample>* examples);
 
+/// The transforms of a classification task's training split, in this order: the stratified
+/// sample of data.train_examples examples (seeded by data.train_subset_seed), the bootstrap
+/// sample of data.bootstrap (seeded by `seed`), then augmentation.eda. ConfigError when
+/// data.train_examples exceeds the examples the file has.
+void transform_training_examples(const ExperimentConfig& config,
+                                 std::vector<TextExample>* examples);
+
 /// The RDropVariant named by `regularization.rdrop.variant`.
 RDropVariant rdrop_variant(const std::string& name);
 

@@ -50,6 +50,15 @@ class Task {
   /// `nlpkit predict`: one output line per input line (a label and its probability, generated
   /// text, ...).
   virtual std::vector<std::string> predict(const std::vector<std::string>& inputs) = 0;
+  /// Classification tasks: (inputs, classes) float probabilities of each input, the columns
+  /// in the order of `class_names()`; what `nlpkit predict` averages over an ensemble of
+  /// checkpoints (bagging). Other tasks throw InputError.
+  virtual torch::Tensor class_probabilities(const std::vector<std::string>& inputs) {
+    throw InputError(
+        "predict: only classification tasks have class probabilities to average over an "
+        "ensemble");
+  }
+  virtual std::vector<std::string> class_names() const { return {}; }
   /// Learning-rate multiplier of the parameter called `name` (layer-wise decay, a faster new
   /// head); the trainer groups parameters by it.
   virtual double lr_scale(const std::string& name) const { return 1.0; }

@@ -276,5 +276,42 @@ TEST(StratifiedKFoldTest, DeterministicAndErrors) {
   EXPECT_ERROR(stratified_kfold({0, 1}, 3, 1), "k (3) must not exceed the number of examples (2)");
 }
 
+TEST(StratifiedSubsetTest, ExactCountProportionsAndOrder) {
+  const std::vector<int64_t> labels = skewed_labels();
+  std::map<int64_t, int64_t> total;
+  for (int64_t l : labels) ++total[l];
+  const int64_t n = static_cast<int64_t>(labels.size());
+  for (int64_t count : {int64_t{1}, int64_t{7}, n / 3, n - 1, n}) {
+    const std::vector<int64_t> subset = stratified_subset(labels, count, 3);
+    ASSERT_EQ(static_cast<int64_t>(subset.size()), count);
+    EXPECT_TRUE(std::is_sorted(subset.begin(), subset.end()));
+    EXPECT_EQ(std::set<int64_t>(subset.begin(), subset.end()).size(), subset.size());
+    std::map<int64_t, int64_t> kept;
+    for (int64_t i : subset) ++kept[labels[static_cast<size_t>(i)]];
+    for (const auto& [label, c] : total) {
+      const double share = static_cast<double>(count) * static_cast<double>(c) / n;
+      EXPECT_LE(std::abs(static_cast<double>(kept[label]) - share), 1.0) << count << " " << label;
+    }
+  }
+  EXPECT_EQ(stratified_subset(labels, 10, 3), stratified_subset(labels, 10, 3));
+  EXPECT_NE(stratified_subset(labels, 10, 3), stratified_subset(labels, 10, 4));
+  EXPECT_ERROR(stratified_subset(labels, 0, 1), "count (0) must lie in [1, number of examples");
+  EXPECT_ERROR(stratified_subset({0, 1}, 3, 1), "count (3) must lie in [1, number of examples (2)]");
+}
+
+TEST(BootstrapSampleTest, DrawsWithReplacementDeterministically) {
+  const std::vector<int64_t> sample = bootstrap_sample(1000, 5);
+  ASSERT_EQ(sample.size(), 1000u);
+  EXPECT_TRUE(std::is_sorted(sample.begin(), sample.end()));
+  EXPECT_GE(sample.front(), 0);
+  EXPECT_LT(sample.back(), 1000);
+  // A bootstrap sample holds about 1 - 1/e = 63.2% of the distinct examples.
+  const double distinct = static_cast<double>(std::set<int64_t>(sample.begin(), sample.end()).size());
+  EXPECT_NEAR(distinct / 1000, 0.632, 0.04);
+  EXPECT_EQ(bootstrap_sample(1000, 5), sample);
+  EXPECT_NE(bootstrap_sample(1000, 6), sample);
+  EXPECT_ERROR(bootstrap_sample(0, 1), "n (0) must be positive");
+}
+
 }  // namespace
 }  // namespace nlpkit

@@ -50,6 +50,19 @@ expect 0 "wrote 16 attention heatmap(s) to $tmp/explain" -- "$nlpkit" predict --
 # Resume: a finished run resumed with more steps continues from its checkpoint.
 expect 0 "resumed at step" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$run" trainer.epochs=4 --resume "$run"
 
+# Bagging: K models on bootstrap samples; evaluate/predict of the bagging folder average them.
+expect 0 "bagging: 2 models in $tmp/bag/bag_*" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/bag" trainer.max_steps=4 data.train_examples=48 --bagging 2
+grep -q "^seed: 8" "$tmp/bag/bag_2/config.yaml" && grep -q "bootstrap: true" "$tmp/bag/bag_2/config.yaml" && ok || bad "bag_2 config: $(grep -E 'seed|bootstrap' "$tmp/bag/bag_2/config.yaml")"
+expect 0 "ensemble of 2" -- "$nlpkit" evaluate "$tmp/bag" --output "$tmp/bag_eval.json"
+out=$("$nlpkit" predict "$tmp/bag" "$tmp/texts.txt" 2>/dev/null)
+[[ $(echo "$out" | grep -cE $'^(ham|spam)\t(0|1)\.[0-9]{4}$') -eq 16 ]] && ok || bad "ensemble predict output: $out"
+out3=$("$nlpkit" predict "$tmp/bag" "$tmp/texts.txt" --ensemble "$run" 2>/dev/null)
+[[ $(echo "$out3" | wc -l) -eq 16 && "$out3" != "$out" ]] && ok || bad "predict --ensemble did not change the average: $out3"
+expect 2 "train --bagging: only task classification can be bagged" -- "$nlpkit" train configs/tiny/lstm_lm.yaml output_dir="$tmp/badbag" --bagging 2
+expect 2 "data.train_examples: 100000 asked for" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/badbag" data.train_examples=100000
+expect 2 "predict --explain: draws one model's attention" -- "$nlpkit" predict "$tmp/bag" "$tmp/texts.txt" --explain "$tmp/bag_explain"
+[[ ! -e "$tmp/badbag" ]] && ok || bad "a refused bagging run left $tmp/badbag behind"
+
 # Exact resume with the real classifier: 16 steps straight == 8 steps + resume + 8 steps.
 common=(configs/tiny/classifier.yaml trainer.max_steps=16 logging.every=1 trainer.save_every=8 trainer.keep_last=5)
 "$nlpkit" train "${common[@]}" output_dir="$tmp/straight" >/dev/null 2>&1

@@ -654,7 +654,7 @@ class BertClassificationTask : public BertTaskBase {
       skipped_[Split::kTrain] = train.skipped;
       if (train.examples.empty())
         throw InputError("data file has no examples: " + config.data.train);
-      augment_training_examples(config.augmentation.eda, config.seed, &train.examples);
+      transform_training_examples(config, &train.examples);
       labels_ = LabelMap::from_examples(train.examples);
     } else {
       labels_ = LabelMap::load(artifacts_dir + "/labels.json");
@@ -727,7 +727,7 @@ class BertClassificationTask : public BertTaskBase {
     return e;
   }
 
-  std::vector<std::string> predict(const std::vector<std::string>& texts) override {
+  torch::Tensor class_probabilities(const std::vector<std::string>& texts) override {
     torch::NoGradGuard no_grad;
     model_->eval();
     EncodedTexts data;
@@ -735,9 +735,14 @@ class BertClassificationTask : public BertTaskBase {
       data.ids.push_back(
           setup_.tokenizer->encode_pair(t, nullptr, config_.data.max_length, false).input_ids);
     }
-    return predict_labels(static_cast<int64_t>(texts.size()), config_.data.eval_batch_size,
-                          labels_.names(),
-                          [&](const std::vector<int64_t>& idx) { return logits(data, idx); });
+    return class_probabilities_of(static_cast<int64_t>(texts.size()), config_.data.eval_batch_size,
+                                  [&](const std::vector<int64_t>& idx) { return logits(data, idx); });
+  }
+
+  std::vector<std::string> class_names() const override { return labels_.names(); }
+
+  std::vector<std::string> predict(const std::vector<std::string>& texts) override {
+    return label_lines(class_probabilities(texts), labels_.names());
   }
 
   std::string summary() const override {

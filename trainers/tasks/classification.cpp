@@ -45,7 +45,7 @@ class ClassificationTask : public Task {
       if (train.examples.empty()) {
         throw InputError("data file has no examples: " + config.data.train);
       }
-      augment_training_examples(config.augmentation.eda, config.seed, &train.examples);
+      transform_training_examples(config, &train.examples);
       labels_ = LabelMap::from_examples(train.examples);
       std::vector<std::vector<std::string>> tokens;
       tokens.reserve(train.examples.size());
@@ -116,14 +116,19 @@ class ClassificationTask : public Task {
                                [&](const std::vector<int64_t>& idx) { return logits(data, idx); });
   }
 
-  std::vector<std::string> predict(const std::vector<std::string>& texts) override {
+  torch::Tensor class_probabilities(const std::vector<std::string>& texts) override {
     torch::NoGradGuard no_grad;
     model_->eval();
     EncodedSplit data;
     for (const auto& t : texts) data.docs.push_back(encode_document(t, *tokenizer_, vocab_, hierarchy_));
-    return predict_labels(static_cast<int64_t>(texts.size()), config_.data.eval_batch_size,
-                          labels_.names(),
-                          [&](const std::vector<int64_t>& idx) { return logits(data, idx); });
+    return class_probabilities_of(static_cast<int64_t>(texts.size()), config_.data.eval_batch_size,
+                                  [&](const std::vector<int64_t>& idx) { return logits(data, idx); });
+  }
+
+  std::vector<std::string> class_names() const override { return labels_.names(); }
+
+  std::vector<std::string> predict(const std::vector<std::string>& texts) override {
+    return label_lines(class_probabilities(texts), labels_.names());
   }
 
   /// One heatmap per document: its sentences (as encode_document keeps them, labelled with
@@ -309,18 +314,25 @@ Evaluation evaluate_classifier(const std::vector<int64_t>& labels, int64_t batch
   return classification_evaluation(report);
 }
 
-std::vector<std::string> predict_labels(
-    int64_t n, int64_t batch_size, const std::vector<std::string>& names,
+torch::Tensor class_probabilities_of(
+    int64_t n, int64_t batch_size,
     const std::function<torch::Tensor(const std::vector<int64_t>&)>& logits) {
-  std::vector<std::string> out;
+  std::vector<torch::Tensor> probabilities;
   for (const auto& idx : sequential_batches(n, batch_size)) {
-    const torch::Tensor p = torch::softmax(logits(idx).to(torch::kFloat), -1).cpu();
-    const auto [best, arg] = p.max(-1);
-    for (size_t i = 0; i < idx.size(); ++i) {
-      char probability[32];
-      std::snprintf(probability, sizeof probability, "\t%.4f", best[i].item<double>());
-      out.push_back(names.at(arg[i].item<int64_t>()) + probability);
-    }
+    probabilities.push_back(torch::softmax(logits(idx).to(torch::kFloat), -1).cpu());
+  }
+  return probabilities.empty() ? torch::empty({0, 0}) : torch::cat(probabilities);
+}
+
+std::vector<std::string> label_lines(const torch::Tensor& probabilities,
+                                     const std::vector<std::string>& names) {
+  std::vector<std::string> out;
+  if (probabilities.size(0) == 0) return out;
+  const auto [best, arg] = probabilities.max(-1);
+  for (int64_t i = 0; i < probabilities.size(0); ++i) {
+    char probability[32];
+    std::snprintf(probability, sizeof probability, "\t%.4f", best[i].item<double>());
+    out.push_back(names.at(arg[i].item<int64_t>()) + probability);
   }
   return out;
 }

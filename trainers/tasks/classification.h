@@ -22,10 +22,15 @@ Evaluation evaluate_classifier(const std::vector<int64_t>& labels, int64_t batch
                                const std::vector<std::string>& names,
                                const std::function<torch::Tensor(const std::vector<int64_t>&)>& logits);
 
-/// `nlpkit predict` lines for n inputs: "label<TAB>probability" of the most likely class.
-std::vector<std::string> predict_labels(
-    int64_t n, int64_t batch_size, const std::vector<std::string>& names,
+/// Softmax probabilities (n, classes) of inputs 0..n-1, in batches of `batch_size`:
+/// `logits(indices)` gives (batch, classes) logits. The caller sets eval mode and no-grad.
+torch::Tensor class_probabilities_of(
+    int64_t n, int64_t batch_size,
     const std::function<torch::Tensor(const std::vector<int64_t>&)>& logits);
+
+/// `nlpkit predict` lines: "label<TAB>probability" of each row's most likely class.
+std::vector<std::string> label_lines(const torch::Tensor& probabilities,
+                                     const std::vector<std::string>& names);
 
 /// Task `classification`; model.type bert builds the BERT classifier (trainers/tasks/bert.h).
 std::unique_ptr<Task> make_classification_task(const ExperimentConfig& config,
