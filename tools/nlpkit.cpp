@@ -345,15 +345,17 @@ int main(int argc, char** argv) {
   dump->add_flag("--reference", reference, "print the key reference (markdown) instead");
 
   std::string format = "hf", inputs_path;
-  auto* export_cmd =
-      app.add_subcommand("export", "write a checkpoint as a HuggingFace model folder (BERT)");
+  auto* export_cmd = app.add_subcommand(
+      "export", "write a checkpoint as a HuggingFace model folder (BERT, DeBERTa)");
   export_cmd->add_option("checkpoint", checkpoint, "checkpoint or run directory")->required();
   export_cmd->add_option("out", out, "output folder (must not exist)")->required();
   export_cmd->add_option("--format", format, "hf (HuggingFace transformers)");
 
   auto* forward = app.add_subcommand(
       "forward", "run a model on named input tensors; write every output (HuggingFace names)");
-  forward->add_option("model", checkpoint, "HuggingFace BERT folder, nlpkit checkpoint or run")
+  forward
+      ->add_option("model", checkpoint,
+                   "HuggingFace BERT or DeBERTa folder, nlpkit checkpoint or run")
       ->required();
   forward
       ->add_option("--inputs", inputs_path,
