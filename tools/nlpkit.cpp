@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
+#include <unordered_set>
 
 #include "datasets/file_io.h"
 #include "datasets/frames.h"
@@ -55,7 +56,9 @@ int cmd_train(const std::string& config_path, const std::vector<std::string>& ov
             << config.run_dir() << "\n";
   auto task = make_task(config, "", device);
   int64_t parameters = 0, trainable = 0;
+  std::unordered_set<const void*> seen;  // a tensor shared under two names counts once
   for (const auto& p : task->model()->parameters()) {
+    if (!seen.insert(p.unsafeGetTensorImpl()).second) continue;
     parameters += p.numel();
     if (p.requires_grad()) trainable += p.numel();
   }
