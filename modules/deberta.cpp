@@ -100,6 +100,9 @@ void check_deberta_options(const DebertaOptions& o) {
                 o.conv_groups(), ")");
     bert_activation(torch::zeros({1}), o.conv_act());
   }
+  bert_activation(torch::zeros({1}), o.pooler_hidden_act());
+  TORCH_CHECK(o.pooler_dropout() >= 0 && o.pooler_dropout() < 1,
+              "DeBERTa: pooler_dropout must be in [0, 1)");
 }
 
 DebertaPositionTerms deberta_position_terms(const std::string& pos_att_type) {
@@ -184,6 +187,7 @@ torch::Tensor DebertaEmbeddingsImpl::forward(const torch::Tensor& input_ids,
     x = token_type_ids.defined() ? x + token_type_embeddings(token_type_ids)
                                  : x + token_type_embeddings->weight[0];
   }
+  if (layer_norm_input_hook) x = layer_norm_input_hook(x);
   x = layer_norm(x);
   if (mask.defined()) x = x * mask.unsqueeze(2).to(x.scalar_type());  // padded rows 0
   return dropout(x);
@@ -590,6 +594,73 @@ DebertaMaskedLMOutput DebertaForMaskedLMImpl::forward(const torch::Tensor& input
 
 void DebertaForMaskedLMImpl::pretty_print(std::ostream& stream) const {
   stream << "DebertaForMaskedLM(";
+  deberta->pretty_print(stream);
+  stream << ")";
+}
+
+// ---------------------------------------------------------------- sequence classification
+
+DebertaContextPoolerImpl::DebertaContextPoolerImpl(DebertaOptions options_)
+    : options(std::move(options_)) {
+  reset();
+}
+
+void DebertaContextPoolerImpl::reset() {
+  check_deberta_options(options);
+  dense = register_module("dense", LoRALinear(options.hidden_size(), options.hidden_size()));
+  dropout = register_module("dropout", torch::nn::Dropout(options.pooler_dropout()));
+}
+
+torch::Tensor DebertaContextPoolerImpl::forward(const torch::Tensor& hidden) {
+  const torch::Tensor first = dropout(hidden.select(1, 0));  // (B, H)
+  return bert_activation(dense(first), options.pooler_hidden_act());
+}
+
+DebertaClassifierImpl::DebertaClassifierImpl(DebertaOptions options_, int64_t num_labels_,
+                                             double classifier_dropout_)
+    : options(std::move(options_)),
+      num_labels(num_labels_),
+      classifier_dropout(classifier_dropout_) {
+  reset();
+}
+
+void DebertaClassifierImpl::reset() {
+  TORCH_CHECK(num_labels > 0, "DebertaClassifier: num_labels must be positive, got ", num_labels);
+  deberta = register_module("deberta", DebertaModel(options));
+  pooler = register_module("pooler", DebertaContextPooler(options));
+  dropout = register_module(
+      "dropout",
+      torch::nn::Dropout(classifier_dropout >= 0 ? classifier_dropout : options.dropout()));
+  classifier = register_module("classifier", LoRALinear(options.hidden_size(), num_labels));
+  reset_parameters();
+}
+
+void DebertaClassifierImpl::reset_parameters(double initializer_range) {
+  deberta->reset_parameters(initializer_range);
+  deberta_init_weights(*pooler, initializer_range);
+  torch::NoGradGuard no_grad;
+  classifier->weight.normal_(0, initializer_range);
+  classifier->bias.zero_();
+}
+
+torch::Tensor DebertaClassifierImpl::forward(const torch::Tensor& input_ids,
+                                             const torch::Tensor& attention_mask,
+                                             const torch::Tensor& token_type_ids,
+                                             DebertaModelOutput* out, bool output_hidden_states,
+                                             bool output_attentions) {
+  DebertaModelOutput o = deberta->forward(input_ids, attention_mask, token_type_ids,
+                                          output_hidden_states, output_attentions);
+  torch::Tensor features = pooler(o.last_hidden_state);  // (B, H)
+  if (features_hook) features = features_hook(features);
+  torch::Tensor logits = classifier(dropout(features));  // (B, labels)
+  if (out) *out = std::move(o);
+  return logits;
+}
+
+void DebertaClassifierImpl::pretty_print(std::ostream& stream) const {
+  stream << "DebertaClassifier(num_labels=" << num_labels
+         << ", pooler_hidden_act=" << options.pooler_hidden_act()
+         << ", pooler_dropout=" << options.pooler_dropout() << ", ";
   deberta->pretty_print(stream);
   stream << ")";
 }

@@ -71,6 +71,10 @@ struct DebertaOptions {
   TORCH_ARG(int64_t, conv_kernel_size) = 0;
   TORCH_ARG(std::string, conv_act) = "tanh";
   TORCH_ARG(int64_t, conv_groups) = 1;
+  /// The sequence classifier's ContextPooler activation (HuggingFace: pooler_hidden_act).
+  TORCH_ARG(std::string, pooler_hidden_act) = "gelu";
+  /// Dropout on the token-0 state before the pooler's dense layer.
+  TORCH_ARG(double, pooler_dropout) = 0;
 };
 
 /// Throws c10::Error naming the option when `options` is inconsistent.
@@ -117,6 +121,10 @@ class DebertaEmbeddingsImpl : public torch::nn::Cloneable<DebertaEmbeddingsImpl>
   torch::nn::LayerNorm layer_norm{nullptr};  // "LayerNorm"
   torch::nn::Dropout dropout{nullptr};
   torch::Tensor position_ids;  // buffer (1, max_position_embeddings)
+  /// Applied to the LayerNorm's input (B, T, H) when set: microsoft/DeBERTa's SiFT forward
+  /// pre-hook on embeddings.LayerNorm, and embedding-level Mixup (trainers/regularizers.h).
+  /// Not part of the state.
+  TensorHook layer_norm_input_hook;
 
  protected:
   FORWARD_HAS_DEFAULT_ARGS({1, torch::nn::AnyValue(torch::Tensor())},
@@ -329,5 +337,50 @@ class DebertaForMaskedLMImpl : public torch::nn::Cloneable<DebertaForMaskedLMImp
   DebertaOnlyMLMHead cls{nullptr};
 };
 TORCH_MODULE(DebertaForMaskedLM);
+
+// ---------------------------------------------------------------- sequence classification
+
+/// HuggingFace's ContextPooler ("pooler"): act(dense(dropout(h[:, 0]))), act =
+/// pooler_hidden_act.
+class DebertaContextPoolerImpl : public torch::nn::Cloneable<DebertaContextPoolerImpl> {
+ public:
+  explicit DebertaContextPoolerImpl(DebertaOptions options_);
+  void reset() override;
+  /// hidden (B, T, H) -> pooled (B, H).
+  torch::Tensor forward(const torch::Tensor& hidden);
+
+  DebertaOptions options;
+  LoRALinear dense{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(DebertaContextPooler);
+
+/// DebertaV2ForSequenceClassification: `deberta`, `pooler` (ContextPooler), dropout,
+/// `classifier` -> logits (B, num_labels).
+class DebertaClassifierImpl : public torch::nn::Cloneable<DebertaClassifierImpl> {
+ public:
+  DebertaClassifierImpl(DebertaOptions options_, int64_t num_labels,
+                        double classifier_dropout = -1);
+  void reset() override;
+  void reset_parameters(double initializer_range = 0.02);
+  /// Logits (B, num_labels); `out` (optional) receives the encoder's output.
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
+                        const torch::Tensor& token_type_ids = {}, DebertaModelOutput* out = nullptr,
+                        bool output_hidden_states = false, bool output_attentions = false);
+  void pretty_print(std::ostream& stream) const override;
+
+  DebertaOptions options;
+  int64_t num_labels;
+  /// HuggingFace's cls_dropout; < 0 = the hidden dropout.
+  double classifier_dropout;
+  DebertaModel deberta{nullptr};
+  DebertaContextPooler pooler{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+  LoRALinear classifier{nullptr};
+  /// Applied to the pooled features (B, H) before the dropout when set: the site of
+  /// sentence-level Mixup. Not part of the state.
+  TensorHook features_hook;
+};
+TORCH_MODULE(DebertaClassifier);
 
 }  // namespace nlpkit

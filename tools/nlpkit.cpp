@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
+#include <unordered_set>
 
 #include "datasets/file_io.h"
 #include "datasets/frames.h"
@@ -59,7 +60,9 @@ int cmd_train(const std::string& config_path, const std::vector<std::string>& ov
             << config.run_dir() << "\n";
   auto task = make_task(config, "", device);
   int64_t parameters = 0, trainable = 0;
+  std::unordered_set<const void*> seen;  // a tensor shared under two names counts once
   for (const auto& p : task->model()->parameters()) {
+    if (!seen.insert(p.unsafeGetTensorImpl()).second) continue;
     parameters += p.numel();
     if (p.requires_grad()) trainable += p.numel();
   }
@@ -483,15 +486,17 @@ int main(int argc, char** argv) {
   dump->add_flag("--reference", reference, "print the key reference (markdown) instead");
 
   std::string format = "hf", inputs_path;
-  auto* export_cmd =
-      app.add_subcommand("export", "write a checkpoint as a HuggingFace model folder (BERT)");
+  auto* export_cmd = app.add_subcommand(
+      "export", "write a checkpoint as a HuggingFace model folder (BERT, DeBERTa)");
   export_cmd->add_option("checkpoint", checkpoint, "checkpoint or run directory")->required();
   export_cmd->add_option("out", out, "output folder (must not exist)")->required();
   export_cmd->add_option("--format", format, "hf (HuggingFace transformers)");
 
   auto* forward = app.add_subcommand(
       "forward", "run a model on named input tensors; write every output (HuggingFace names)");
-  forward->add_option("model", checkpoint, "HuggingFace BERT folder, nlpkit checkpoint or run")
+  forward
+      ->add_option("model", checkpoint,
+                   "HuggingFace BERT or DeBERTa folder, nlpkit checkpoint or run")
       ->required();
   forward
       ->add_option("--inputs", inputs_path,

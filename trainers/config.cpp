@@ -273,7 +273,7 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
         "whitespace tokenizer: punctuation marks become tokens of their own");
   t.add("vocab", &c.tokenizer.vocab,
         "wordpiece: vocab.txt, one token per line (nlpkit tokenizer train writes one); for "
-        "model.type bert empty = the pretrained model's, or learned from data.train "
+        "model.type bert/deberta empty = the pretrained model's, or learned from data.train "
         "(data.max_vocab_size entries, 0 = 8000)");
 
   Section& d = r.section("data", "Data files and batching.");
@@ -300,11 +300,11 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
   d.add("eval_batch_size", &c.data.eval_batch_size, "examples per evaluation batch").at_least(1);
   d.add("shuffle", &c.data.shuffle, "reshuffle the training set every epoch (seeded)");
   d.add("min_freq", &c.data.min_freq,
-        "vocabulary: drop tokens seen fewer times (bert: least frequency of a learned "
+        "vocabulary: drop tokens seen fewer times (bert/deberta: least frequency of a learned "
         "WordPiece merge, at least 2)")
       .at_least(1);
   d.add("max_vocab_size", &c.data.max_vocab_size,
-        "vocabulary: keep the most frequent; 0 = all (bert: size of the WordPiece "
+        "vocabulary: keep the most frequent; 0 = all (bert/deberta: size of the WordPiece "
         "vocabulary learned when tokenizer.vocab is empty; 0 = 8000)")
       .at_least(0);
   d.add("max_sentences", &c.data.max_sentences, "documents: keep the first N sentences")
@@ -317,16 +317,18 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
         "language_model: tokens per truncated-backpropagation window (state carried across)")
       .at_least(1);
   d.add("max_length", &c.data.max_length,
-        "bert: tokens per sequence, [CLS] and [SEP] included (longer texts are truncated)")
+        "bert/deberta: tokens per sequence, [CLS] and [SEP] included (longer texts are truncated)")
       .at_least(8);
   d.add("mlm_probability", &c.data.mlm_probability,
-        "masked_lm: fraction of tokens to predict (80% [MASK], 10% random, 10% kept)")
+        "masked_lm, replaced_token_detection: fraction of tokens to predict (80% [MASK], 10% "
+        "random, 10% kept)")
       .greater_than(0)
       .at_most(1);
   d.add("whole_word_mask", &c.data.whole_word_mask,
-        "masked_lm: mask all the WordPiece pieces of a word together");
+        "masked_lm, replaced_token_detection: mask all the WordPiece pieces of a word together");
   d.add("next_sentence", &c.data.next_sentence,
-        "masked_lm: sentence pairs with next-sentence prediction (50% random second segments)");
+        "masked_lm with bert: sentence pairs with next-sentence prediction (50% random second "
+        "segments); DeBERTa has no next-sentence head");
 
   Section& o = r.section("optimizer", "The optimizer. Biases and norm weights get no decay.");
   o.add("type", &c.optimizer.type, "sgd, adam or adamw")
@@ -641,6 +643,20 @@ void check_training_options(const ExperimentConfig& config, const YAML::Node& ro
     const std::string path = "regularization." + on[0];
     fail(reader.where(node_at(root, "regularization", on[0]), path), path,
          "is an option of task classification, not of task " + quote(config.task));
+  }
+  if (config.model.type == "deberta") {
+    // DeBERTa's relative embeddings have 2 * position_buckets rows, within the longest distance.
+    const DebertaOptions& o = config.model.encoder.deberta;
+    const bool by_max_relative = o.max_relative_positions() >= 1;
+    const int64_t limit =
+        by_max_relative ? o.max_relative_positions() : o.max_position_embeddings();
+    if (o.relative_attention() && o.position_buckets() > limit) {
+      fail(reader.where(node_at(root, "model", "position_buckets"), "model.position_buckets"),
+           "model.position_buckets",
+           std::to_string(o.position_buckets()) + " must not exceed model." +
+               (by_max_relative ? "max_relative_positions (" : "max_position_embeddings (") +
+               std::to_string(limit) + ")");
+    }
   }
   if (config.augmentation.eda.copies > 0 && config.task != "classification") {
     fail(reader.where(node_at(root, "augmentation", "eda"), "augmentation.eda"), "augmentation.eda",

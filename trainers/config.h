@@ -14,6 +14,7 @@
 
 #include "datasets/input_error.h"
 #include "modules/bert.h"
+#include "modules/deberta.h"
 #include "modules/language_model.h"
 #include "modules/text_classifier.h"
 
@@ -29,19 +30,26 @@ class ConfigError : public InputError {
   using InputError::InputError;
 };
 
-/// model.type bert: the architecture (ignored when `pretrained` names a folder, whose
-/// config.json decides) and the fine-tuning options.
-struct BertModelConfig {
-  /// vocab_size comes from the vocabulary (or the pretrained config.json).
-  BertOptions options = BertOptions()
-                            .hidden_size(256)
-                            .num_layers(4)
-                            .num_heads(4)
-                            .intermediate_size(1024)
-                            .max_position_embeddings(512);
+/// model.type bert and deberta: the architecture (ignored when `pretrained` names a folder,
+/// whose config.json decides) and the pretraining and fine-tuning options both share.
+struct EncoderModelConfig {
+  /// model.type bert; vocab_size comes from the vocabulary (or the pretrained config.json).
+  BertOptions bert = BertOptions()
+                         .hidden_size(256)
+                         .num_layers(4)
+                         .num_heads(4)
+                         .intermediate_size(1024)
+                         .max_position_embeddings(512);
+  /// model.type deberta (DeBERTa-v3 layout); vocab_size and pad_id come from the vocabulary.
+  DebertaOptions deberta = DebertaOptions()
+                               .hidden_size(256)
+                               .num_layers(4)
+                               .num_heads(4)
+                               .intermediate_size(1024)
+                               .max_position_embeddings(512);
   double initializer_range = 0.02;
-  /// A HuggingFace BERT folder (config.json, model.safetensors or pytorch_model.bin, vocab.txt)
-  /// or an nlpkit run/checkpoint of a BERT task; empty = train from scratch.
+  /// A HuggingFace folder of the same model type (config.json, model.safetensors or
+  /// pytorch_model.bin, vocab.txt) or an nlpkit run/checkpoint; empty = train from scratch.
   std::string pretrained;
   double classifier_dropout = -1;
   bool freeze_embeddings = false;
@@ -52,7 +60,14 @@ struct BertModelConfig {
   int64_t lora_rank = 0;
   double lora_alpha = 16;
   double lora_dropout = 0;
-  std::string lora_targets = "attention\\.self\\.(query|value)$";
+  std::string lora_targets = "attention\\.self\\.(query|value)(_proj)?$";
+  /// task masked_lm with deberta: the Enhanced Mask Decoder head (microsoft/DeBERTa layout).
+  bool emd = false;
+  /// task replaced_token_detection: the generator's size relative to the discriminator.
+  double generator_width = 1.0;
+  double generator_depth = 0.5;
+  std::string embedding_sharing = "gdes";
+  double rtd_lambda = 50;
 };
 
 struct ModelConfig {
@@ -65,7 +80,7 @@ struct ModelConfig {
   /// convlstm (frame prediction): the encoder-forecaster's layers.
   std::vector<int64_t> convlstm_hidden_sizes = {64, 64};
   int64_t convlstm_kernel_size = 3;
-  BertModelConfig bert;
+  EncoderModelConfig encoder;
 };
 
 struct TokenizerConfig {

@@ -654,6 +654,17 @@ DebertaOptions deberta_options_from_json(const nlohmann::json& j, const std::str
       .conv_act(string("conv_act", "tanh"))
       .conv_groups(integer("conv_groups", 1));
 
+  // The sequence classifier's pooler: HuggingFace's pooler_* keys, else microsoft/DeBERTa's
+  // "pooling" object.
+  const nlohmann::json pooling =
+      j.contains("pooling") && j["pooling"].is_object() ? j["pooling"] : nlohmann::json::object();
+  o.pooler_hidden_act(string("pooler_hidden_act", pooling.value("hidden_act", "gelu")))
+      .pooler_dropout(number("pooler_dropout", pooling.value("dropout", 0.0)));
+  if (j.contains("pooler_hidden_size") && !j["pooler_hidden_size"].is_null() &&
+      integer("pooler_hidden_size", o.hidden_size()) != o.hidden_size()) {
+    fail("pooler_hidden_size", "must equal hidden_size (" + std::to_string(o.hidden_size()) + ")");
+  }
+
   // pos_att_type: "p2c|c2p" or ["p2c", "c2p"], case-insensitive as in HuggingFace.
   std::vector<std::string> terms;
   if (j.contains("pos_att_type") && !j["pos_att_type"].is_null()) {
@@ -700,6 +711,11 @@ DebertaOptions deberta_options_from_json(const nlohmann::json& j, const std::str
   if (!activations.count(o.hidden_act())) {
     fail("hidden_act", "is not supported (gelu, gelu_new, relu, tanh)");
   }
+  if (!activations.count(o.pooler_hidden_act())) {
+    fail("pooler_hidden_act", "is not supported (gelu, gelu_new, relu, tanh)");
+  }
+  if (o.pooler_dropout() < 0 || o.pooler_dropout() >= 1)
+    fail("pooler_dropout", "must be in [0, 1)");
   if (o.conv_kernel_size() > 0 && !activations.count(o.conv_act())) {
     fail("conv_act", "is not supported (gelu, gelu_new, relu, tanh)");
   }
@@ -765,10 +781,27 @@ HfDebertaConfig read_hf_deberta_config(const std::string& dir) {
   }
   c.options = deberta_options_from_json(c.raw, path);
   c.initializer_range = r.number("initializer_range", 0.02);
+  c.classifier_dropout = r.number("cls_dropout", -1);
   c.architectures = read_architectures(c.raw);
   c.labels = read_labels(c.raw, r);
   return c;
 }
+
+namespace {
+
+/// id2label and label2id of `labels` into `j` (nothing when empty).
+void add_labels(nlohmann::json& j, const std::vector<std::string>& labels) {
+  if (labels.empty()) return;
+  nlohmann::json id2label = nlohmann::json::object(), label2id = nlohmann::json::object();
+  for (size_t i = 0; i < labels.size(); ++i) {
+    id2label[std::to_string(i)] = labels[i];
+    label2id[labels[i]] = i;
+  }
+  j["id2label"] = id2label;
+  j["label2id"] = label2id;
+}
+
+}  // namespace
 
 nlohmann::json hf_bert_config_json(const BertOptions& o, double initializer_range,
                                    const std::vector<std::string>& architectures,
@@ -792,15 +825,46 @@ nlohmann::json hf_bert_config_json(const BertOptions& o, double initializer_rang
   j["initializer_range"] = initializer_range;
   j["position_embedding_type"] = "absolute";
   j["tie_word_embeddings"] = true;
-  if (!labels.empty()) {
-    nlohmann::json id2label = nlohmann::json::object(), label2id = nlohmann::json::object();
-    for (size_t i = 0; i < labels.size(); ++i) {
-      id2label[std::to_string(i)] = labels[i];
-      label2id[labels[i]] = i;
-    }
-    j["id2label"] = id2label;
-    j["label2id"] = label2id;
+  add_labels(j, labels);
+  return j;
+}
+
+nlohmann::json hf_deberta_config_json(const DebertaOptions& o, double initializer_range,
+                                      const std::vector<std::string>& architectures,
+                                      const std::vector<std::string>& labels,
+                                      const nlohmann::json& base) {
+  nlohmann::json j = base.is_object() ? base : nlohmann::json::object();
+  j["model_type"] = "deberta-v2";
+  j["architectures"] = architectures;
+  j["vocab_size"] = o.vocab_size();
+  j["hidden_size"] = o.hidden_size();
+  j["num_hidden_layers"] = o.num_layers();
+  j["num_attention_heads"] = o.num_heads();
+  j["intermediate_size"] = o.intermediate_size();
+  j["hidden_act"] = o.hidden_act();
+  j["hidden_dropout_prob"] = o.dropout();
+  j["attention_probs_dropout_prob"] = o.attention_dropout();
+  j["max_position_embeddings"] = o.max_position_embeddings();
+  j["type_vocab_size"] = o.type_vocab_size();
+  j["layer_norm_eps"] = o.layer_norm_eps();
+  j["pad_token_id"] = o.pad_id();
+  j["initializer_range"] = initializer_range;
+  j["relative_attention"] = o.relative_attention();
+  j["max_relative_positions"] = o.max_relative_positions();
+  j["position_buckets"] = o.position_buckets();
+  j["pos_att_type"] = o.pos_att_type();
+  j["share_att_key"] = o.share_att_key();
+  j["norm_rel_ebd"] = o.norm_rel_ebd();
+  j["position_biased_input"] = o.position_biased_input();
+  if (o.conv_kernel_size() > 0) {
+    j["conv_kernel_size"] = o.conv_kernel_size();
+    j["conv_act"] = o.conv_act();
+    j["conv_groups"] = o.conv_groups();
   }
+  j["pooler_hidden_size"] = o.hidden_size();
+  j["pooler_hidden_act"] = o.pooler_hidden_act();
+  j["pooler_dropout"] = o.pooler_dropout();
+  add_labels(j, labels);
   return j;
 }
 
@@ -960,9 +1024,13 @@ NamedTensors deberta_forward(const std::string& path, const std::string& dir,
   const std::string arch = c.architectures.empty() ? "DebertaV2Model" : c.architectures[0];
   std::shared_ptr<torch::nn::Module> model;
   DebertaForMaskedLM mlm{nullptr};
+  DebertaClassifier classifier{nullptr};
   DebertaModel base{nullptr};
   if (arch == "DebertaV2ForMaskedLM") {
     model = (mlm = DebertaForMaskedLM(c.options)).ptr();
+  } else if (arch == "DebertaV2ForSequenceClassification") {
+    const int64_t labels = c.labels.empty() ? 2 : static_cast<int64_t>(c.labels.size());
+    model = (classifier = DebertaClassifier(c.options, labels, c.classifier_dropout)).ptr();
   } else {
     model = (base = DebertaModel(c.options)).ptr();
   }
@@ -977,6 +1045,11 @@ NamedTensors deberta_forward(const std::string& path, const std::string& dir,
       DebertaMaskedLMOutput o = mlm->forward(ids, mask, types, true, true);
       add_model_outputs(o.deberta);
       out.emplace_back("prediction_logits", o.logits);
+    } else if (classifier) {
+      DebertaModelOutput o;
+      torch::Tensor logits = classifier->forward(ids, mask, types, &o, true, true);
+      add_model_outputs(o);
+      out.emplace_back("logits", logits);
     } else {
       add_model_outputs(base->forward(ids, mask, types, true, true));
     }

@@ -51,6 +51,8 @@ struct HfDebertaConfig {
   std::vector<std::string> architectures;
   /// From id2label (index order), empty when the config has none.
   std::vector<std::string> labels;
+  /// cls_dropout; < 0 when absent or null.
+  double classifier_dropout = -1;
   nlohmann::json raw;
 };
 
@@ -75,6 +77,13 @@ nlohmann::json hf_bert_config_json(const BertOptions& options, double initialize
                                    const std::vector<std::string>& architectures,
                                    const std::vector<std::string>& labels,
                                    const nlohmann::json& base = nlohmann::json::object());
+
+/// config.json text for `options` (model_type deberta-v2, HuggingFace's DebertaV2Config key
+/// names; read_hf_deberta_config reads it back to the same options), on top of `base`.
+nlohmann::json hf_deberta_config_json(const DebertaOptions& options, double initializer_range,
+                                      const std::vector<std::string>& architectures,
+                                      const std::vector<std::string>& labels,
+                                      const nlohmann::json& base = nlohmann::json::object());
 
 /// The weights of a HuggingFace folder: DIR/model.safetensors, else DIR/pytorch_model.bin.
 /// Floating tensors come back as stored (F32, F16 or BF16); loading converts them. InputError
@@ -114,7 +123,7 @@ NamedTensors hf_export_tensors(torch::nn::Module& model);
 /// token_type_ids) and returns every output under HuggingFace's names: last_hidden_state,
 /// pooler_output, hidden_states.0 .. hidden_states.L, attentions.0 .. attentions.{L-1}, and
 /// prediction_logits + seq_relationship_logits, or logits (DeBERTa's MLM head:
-/// prediction_logits).
+/// prediction_logits; DebertaV2ForSequenceClassification: logits).
 NamedTensors hf_forward(const std::string& dir, const NamedTensors& inputs);
 
 }  // namespace nlpkit

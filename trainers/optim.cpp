@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <unordered_set>
 
 #include "trainers/registry.h"
 
@@ -10,9 +11,11 @@ namespace nlpkit {
 std::vector<ParameterGroup> parameter_groups(const torch::nn::Module& model,
                                              const LrScaleFn& lr_scale) {
   std::vector<ParameterGroup> groups;
+  // A tensor shared under two names (DeBERTa RTD's es sharing) is optimised once.
+  std::unordered_set<const void*> seen;
   for (const auto& item : model.named_parameters()) {
     const torch::Tensor& p = item.value();
-    if (!p.requires_grad()) continue;
+    if (!p.requires_grad() || !seen.insert(p.unsafeGetTensorImpl()).second) continue;
     const bool decay = p.dim() >= 2;
     const double scale = lr_scale ? lr_scale(item.key()) : 1.0;
     auto it = std::find_if(groups.begin(), groups.end(), [&](const ParameterGroup& g) {

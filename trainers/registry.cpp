@@ -61,10 +61,39 @@ void declare_convlstm(Section& s, ModelConfig& c) {
       .at_least(1);
 }
 
+/// The keys model.type bert and deberta share: initialisation and fine-tuning.
+void declare_encoder_training(Section& s, EncoderModelConfig& e) {
+  s.add("initializer_range", &e.initializer_range, "std of the N(0, std) initialisation")
+      .greater_than(0);
+  s.add("classifier_dropout", &e.classifier_dropout,
+        "dropout before the classification head; < 0 = dropout");
+  s.add("freeze_embeddings", &e.freeze_embeddings, "fine-tuning: do not train the embeddings");
+  s.add("freeze_layers", &e.freeze_layers, "fine-tuning: do not train the first N layers")
+      .at_least(0);
+  s.add("layer_lr_decay", &e.layer_lr_decay,
+        "layer-wise lr decay: encoder layer i (0-based) of L gets lr * decay^(L - i), the "
+        "embeddings lr * decay^(L + 1), pooler and head lr; 1 = off")
+      .greater_than(0)
+      .at_most(1);
+  s.add("head_lr", &e.head_lr, "learning rate of the task head; 0 = optimizer.lr").at_least(0);
+  s.add("l2sp", &e.l2sp,
+        "L2-SP: weight of ||w - w_pretrained||^2 (pretrained weights only); 0 = off")
+      .at_least(0);
+  s.add("lora_rank", &e.lora_rank, "LoRA adapters of this rank; 0 = full fine-tuning").at_least(0);
+  s.add("lora_alpha", &e.lora_alpha, "LoRA scaling numerator (scale = alpha / rank)")
+      .greater_than(0);
+  s.add("lora_dropout", &e.lora_dropout, "dropout on the LoRA branch input")
+      .at_least(0)
+      .at_most(0.99);
+  s.add("lora_targets", &e.lora_targets,
+        "regex over module names that get adapters (BERT's attention.self.query/value, "
+        "DeBERTa's query_proj/value_proj)");
+}
+
 void declare_bert(Section& s, ModelConfig& c) {
-  BertModelConfig& b = c.bert;
-  BertOptions& o = b.options;
-  s.add("pretrained", &b.pretrained,
+  EncoderModelConfig& e = c.encoder;
+  BertOptions& o = e.bert;
+  s.add("pretrained", &e.pretrained,
         "HuggingFace BERT folder or nlpkit BERT run/checkpoint to start from; its config.json "
         "sets the architecture keys below; empty = from scratch");
   s.add("hidden_size", &o.hidden_size(), "hidden size H").at_least(1);
@@ -82,30 +111,80 @@ void declare_bert(Section& s, ModelConfig& c) {
   s.add("max_position_embeddings", &o.max_position_embeddings(), "longest sequence").at_least(1);
   s.add("type_vocab_size", &o.type_vocab_size(), "token types (segments)").at_least(1);
   s.add("layer_norm_eps", &o.layer_norm_eps(), "LayerNorm epsilon").greater_than(0);
-  s.add("initializer_range", &b.initializer_range, "std of the N(0, std) initialisation")
-      .greater_than(0);
-  s.add("classifier_dropout", &b.classifier_dropout,
-        "dropout before the classification head; < 0 = dropout");
-  s.add("freeze_embeddings", &b.freeze_embeddings, "fine-tuning: do not train the embeddings");
-  s.add("freeze_layers", &b.freeze_layers, "fine-tuning: do not train the first N layers")
-      .at_least(0);
-  s.add("layer_lr_decay", &b.layer_lr_decay,
-        "layer-wise lr decay: encoder layer i (0-based) of L gets lr * decay^(L - i), the "
-        "embeddings lr * decay^(L + 1), pooler and head lr; 1 = off")
-      .greater_than(0)
-      .at_most(1);
-  s.add("head_lr", &b.head_lr, "learning rate of the task head; 0 = optimizer.lr").at_least(0);
-  s.add("l2sp", &b.l2sp,
-        "L2-SP: weight of ||w - w_pretrained||^2 (pretrained weights only); 0 = off")
-      .at_least(0);
-  s.add("lora_rank", &b.lora_rank, "LoRA adapters of this rank; 0 = full fine-tuning").at_least(0);
-  s.add("lora_alpha", &b.lora_alpha, "LoRA scaling numerator (scale = alpha / rank)")
-      .greater_than(0);
-  s.add("lora_dropout", &b.lora_dropout, "dropout on the LoRA branch input")
+  declare_encoder_training(s, e);
+}
+
+void declare_deberta(Section& s, ModelConfig& c) {
+  EncoderModelConfig& e = c.encoder;
+  DebertaOptions& o = e.deberta;
+  s.add("pretrained", &e.pretrained,
+        "HuggingFace DeBERTa-v2/v3 folder or nlpkit DeBERTa run/checkpoint to start from; its "
+        "config.json sets the architecture keys below; empty = from scratch");
+  s.add("hidden_size", &o.hidden_size(), "hidden size H").at_least(1);
+  s.add("num_layers", &o.num_layers(), "encoder layers").at_least(1);
+  s.add("num_heads", &o.num_heads(), "attention heads (must divide hidden_size)").at_least(1);
+  s.add("intermediate_size", &o.intermediate_size(), "feed-forward inner size").at_least(1);
+  s.add("hidden_act", &o.hidden_act(), "feed-forward activation (gelu = exact erf form)")
+      .one_of({"gelu", "gelu_new", "relu"});
+  s.add("dropout", &o.dropout(), "dropout on embeddings, attention output and layer output")
       .at_least(0)
       .at_most(0.99);
-  s.add("lora_targets", &b.lora_targets,
-        "regex over module names that get adapters (e.g. attention\\.self\\.(query|value)$)");
+  s.add("attention_dropout", &o.attention_dropout(), "dropout on attention probabilities")
+      .at_least(0)
+      .at_most(0.99);
+  s.add("max_position_embeddings", &o.max_position_embeddings(), "longest sequence").at_least(1);
+  s.add("type_vocab_size", &o.type_vocab_size(), "token types (segments); 0 = none (v3)")
+      .at_least(0);
+  s.add("layer_norm_eps", &o.layer_norm_eps(), "LayerNorm epsilon").greater_than(0);
+  s.add("relative_attention", &o.relative_attention(),
+        "disentangled attention over relative positions (false: content attention only)");
+  s.add("position_buckets", &o.position_buckets(),
+        "log-bucketed relative positions with this many buckets per side; <= 0 = exact "
+        "positions up to max_relative_positions");
+  s.add("max_relative_positions", &o.max_relative_positions(),
+        "largest relative distance; < 1 = max_position_embeddings");
+  s.add("pos_att_type", &o.pos_att_type(),
+        "position terms of the attention: content-to-position and/or position-to-content")
+      .one_of({"p2c|c2p", "c2p|p2c", "c2p", "p2c"});
+  s.add("share_att_key", &o.share_att_key(),
+        "position projections shared with query_proj/key_proj (v3); false = own pos_*_proj");
+  s.add("norm_rel_ebd", &o.norm_rel_ebd(), "LayerNorm on the relative embeddings (v3)")
+      .one_of({"layer_norm", "none"});
+  s.add("position_biased_input", &o.position_biased_input(),
+        "absolute position embeddings added to the input (v1/v2 style)");
+  s.add("conv_kernel_size", &o.conv_kernel_size(),
+        "nGiE convolution beside the first layer (v2), odd; 0 = none")
+      .at_least(0);
+  s.add("conv_act", &o.conv_act(), "nGiE activation").one_of({"tanh", "gelu", "gelu_new", "relu"});
+  s.add("conv_groups", &o.conv_groups(), "nGiE convolution groups (must divide hidden_size)")
+      .at_least(1);
+  s.add("pooler_hidden_act", &o.pooler_hidden_act(),
+        "classification: activation of the ContextPooler over token 0")
+      .one_of({"gelu", "gelu_new", "relu", "tanh"});
+  s.add("pooler_dropout", &o.pooler_dropout(), "classification: dropout before the pooler")
+      .at_least(0)
+      .at_most(0.99);
+  s.add("emd", &e.emd,
+        "masked_lm: predict through the Enhanced Mask Decoder (absolute positions after the "
+        "layers, the last layer applied again; microsoft/DeBERTa parameter names)");
+  s.add("generator_width", &e.generator_width,
+        "replaced_token_detection: generator hidden and intermediate size as a fraction of the "
+        "discriminator's (heads scaled alike)")
+      .greater_than(0)
+      .at_most(1);
+  s.add("generator_depth", &e.generator_depth,
+        "replaced_token_detection: generator layers as a fraction of the discriminator's "
+        "(at least 2)")
+      .greater_than(0)
+      .at_most(1);
+  s.add("embedding_sharing", &e.embedding_sharing,
+        "replaced_token_detection: none (separate), es (one matrix) or gdes (discriminator "
+        "embedding = stop_gradient(generator's) + its own residual)")
+      .one_of({"none", "es", "gdes"});
+  s.add("rtd_lambda", &e.rtd_lambda,
+        "replaced_token_detection: loss = generator MLM + rtd_lambda * discriminator RTD")
+      .at_least(0);
+  declare_encoder_training(s, e);
 }
 
 // ---------------------------------------------------------------- optimizer.type
@@ -212,6 +291,10 @@ const std::vector<ModelEntry>& model_registry() {
       {"bert", "BERT, HuggingFace-compatible (tasks: masked_lm, classification)", declare_bert},
       {"convlstm", "ConvLSTM encoder-forecaster (Shi et al. 2015; task: frame_prediction)",
        declare_convlstm},
+      {"deberta",
+       "DeBERTa-v2/v3, HuggingFace-compatible (tasks: classification, masked_lm, "
+       "replaced_token_detection)",
+       declare_deberta},
       {"gru", "GRU language model (task: language_model)", declare_gru_lm},
       {"lstm", "LSTM language model (task: language_model)", declare_lstm_lm},
       {"rnn", "Elman RNN language model (task: language_model)", declare_rnn_lm},
@@ -230,8 +313,14 @@ const std::vector<TaskEntry>& task_registry() {
        make_frame_prediction_task},
       {"language_model", "next-token prediction on a text corpus; perplexity; sampling",
        make_language_model_task},
-      {"masked_lm", "BERT pretraining: masked tokens (+ next sentence); MLM accuracy, perplexity",
+      {"masked_lm",
+       "BERT/DeBERTa pretraining: masked tokens (+ BERT's next sentence, DeBERTa's EMD); MLM "
+       "accuracy, perplexity",
        make_masked_lm_task},
+      {"replaced_token_detection",
+       "DeBERTa-v3/ELECTRA pretraining: generator MLM + discriminator replaced-token detection; "
+       "generator accuracy, replaced-token F1",
+       make_replaced_token_detection_task},
   };
   return table;
 }

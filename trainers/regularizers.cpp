@@ -74,6 +74,7 @@ SiftStepOutput sift_step(const SiftConfig& config, ClassifierBatch& batch,
   HookGuard hook(batch.set_embedding_hook, [&sift](const torch::Tensor& x) { return sift(x); });
   SiftStepOutput out;
   out.clean_logits = batch.forward();
+  out.normalized = sift.normalized().detach();
   out.task_loss = torch::nn::functional::cross_entropy(out.clean_logits, batch.labels);
 
   sift.set_adversarial(true);
@@ -109,6 +110,26 @@ torch::Tensor mixup_step(const MixupConfig& config, ClassifierBatch& batch) {
   TORCH_CHECK(config.level == "sentence", "mixup: unknown level '", config.level, "'");
   HookGuard hook(batch.set_features_hook, mix);
   return mixup_cross_entropy(batch.forward(), batch.labels, perm, lambda);
+}
+
+ClassifierBatch encoder_classifier_batch(
+    std::shared_ptr<torch::nn::Module> model,
+    std::function<torch::Tensor(const torch::Tensor& ids, const torch::Tensor& mask)> forward,
+    TensorHook* embedding_hook, TensorHook* features_hook, const torch::Tensor& ids,
+    const torch::Tensor& mask, const torch::Tensor& labels) {
+  // The mask lives in the closures: merge_padding changes what the following passes see.
+  auto batch_mask = std::make_shared<torch::Tensor>(mask);
+  ClassifierBatch b;
+  b.model = model.get();
+  b.forward = [model, forward, ids, batch_mask] { return forward(ids, *batch_mask); };
+  b.labels = labels;
+  b.set_embedding_hook = [model, embedding_hook](TensorHook h) { *embedding_hook = std::move(h); };
+  b.embedding_feeds_layer_norm = true;
+  b.set_features_hook = [model, features_hook](TensorHook h) { *features_hook = std::move(h); };
+  b.merge_padding = [batch_mask](const torch::Tensor& perm) {
+    *batch_mask = torch::maximum(*batch_mask, batch_mask->index_select(0, perm));
+  };
+  return b;
 }
 
 torch::Tensor classification_step_loss(const RegularizationConfig& config, ClassifierBatch& batch) {

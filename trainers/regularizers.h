@@ -37,6 +37,17 @@ struct ClassifierBatch {
   std::function<void(const torch::Tensor& perm)> merge_padding;
 };
 
+/// The ClassifierBatch of a transformer encoder's sequence classifier (BERT, DeBERTa):
+/// `forward(ids, mask)` gives the logits (B, C); `embedding_hook` is the model's hook slot at
+/// the embeddings' LayerNorm input, `features_hook` the one at the classifier's input (both
+/// belong to `model`, which the batch keeps alive); merge_padding widens the batch's own copy
+/// of `mask`.
+ClassifierBatch encoder_classifier_batch(
+    std::shared_ptr<torch::nn::Module> model,
+    std::function<torch::Tensor(const torch::Tensor& ids, const torch::Tensor& mask)> forward,
+    TensorHook* embedding_hook, TensorHook* features_hook, const torch::Tensor& ids,
+    const torch::Tensor& mask, const torch::Tensor& labels);
+
 /// The loss of one training batch: plain cross-entropy when no regularizer is on, else the
 /// regularizer's (at most one is on; the config loader checks it).
 torch::Tensor classification_step_loss(const RegularizationConfig& config, ClassifierBatch& batch);
@@ -46,6 +57,7 @@ torch::Tensor rdrop_step(const RDropConfig& config, ClassifierBatch& batch);
 
 /// Everything one SiFT step computed (for tests and logs).
 struct SiftStepOutput {
+  torch::Tensor normalized;    // xn: the site's input normalised (LayerNorm without affine)
   torch::Tensor clean_logits;  // the clean pass with the hook installed: the target
   torch::Tensor task_loss;     // CE(clean_logits, labels)
   torch::Tensor delta0;        // initial perturbation

@@ -82,7 +82,7 @@ class Task {
   /// `nlpkit export --format hf`: writes the model as a HuggingFace folder into the empty
   /// directory `dir` (config.json, model.safetensors, tokenizer files; LoRA merged).
   virtual void export_huggingface(const std::string& dir) {
-    throw InputError("export --format hf: only BERT models have a HuggingFace format");
+    throw InputError("export --format hf: only BERT and DeBERTa models have a HuggingFace format");
   }
 };
 

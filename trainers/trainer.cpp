@@ -304,10 +304,8 @@ FitResult Trainer::fit() {
                      std::to_string(state_.epoch) + ", batch " + std::to_string(state_.batch) +
                      ")");
   }
-  std::vector<torch::Tensor> params;
-  for (const auto& p : model_->parameters()) {
-    if (p.requires_grad()) params.push_back(p);
-  }
+  std::vector<torch::Tensor> params;  // the optimizer's: shared tensors once
+  for (const auto& g : groups_) params.insert(params.end(), g.params.begin(), g.params.end());
   std::vector<torch::Tensor> penalized;  // L1/L2 apply to the decayed weights only
   for (const auto& g : groups_) {
     if (g.decay) penalized.insert(penalized.end(), g.params.begin(), g.params.end());

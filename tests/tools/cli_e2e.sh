@@ -144,7 +144,7 @@ for f in config.json model.safetensors vocab.txt tokenizer_config.json special_t
   [[ -f "$bert/hf/$f" ]] && ok || bad "export lacks $f"
 done
 expect 2 "output folder already exists: $bert/hf" -- "$nlpkit" export "$bert/cls" "$bert/hf"
-expect 2 "export --format hf: only BERT models have a HuggingFace format" -- "$nlpkit" export "$run" "$tmp/hf_lstm"
+expect 2 "export --format hf: only BERT and DeBERTa models have a HuggingFace format" -- "$nlpkit" export "$run" "$tmp/hf_lstm"
 [[ ! -e "$tmp/hf_lstm" ]] && ok || bad "a failed export left $tmp/hf_lstm behind"
 inputs=tests/data/golden/bert_pretraining_tiny_inputs.safetensors
 expect 0 "wrote $tmp/out.safetensors (9 tensors)" -- "$nlpkit" forward tests/data/golden/bert_pretraining_tiny --inputs "$inputs" --output "$tmp/out.safetensors"
@@ -160,6 +160,25 @@ expect 0 "wrote $tmp/deberta_out.safetensors (7 tensors)" -- "$nlpkit" forward t
 printf '{"model_type": "deberta-v2", "relative_attention": true, "pos_att_type": "c2p|p2p"}' > "$tmp/config.json"
 expect 2 "config.json: pos_att_type: unknown term 'p2p' (supported: c2p, p2c)" -- "$nlpkit" forward "$tmp" --inputs "$inputs" --output "$tmp/x.safetensors"
 rm "$tmp/config.json"
+printf '{"model_type": "deberta-v2", "relative_attention": true, "position_buckets": 1024}' > "$tmp/config.json"
+expect 2 "config.json: position_buckets: must not exceed max_position_embeddings (512), got 1024" -- "$nlpkit" forward "$tmp" --inputs "$inputs" --output "$tmp/x.safetensors"
+rm "$tmp/config.json"
+mkdir "$tmp/v3"
+cp tests/data/golden/deberta_v3_tiny/model.safetensors "$tmp/v3/"
+sed 's/"position_buckets": 256/"position_buckets": 128/' tests/data/golden/deberta_v3_tiny/config.json > "$tmp/v3/config.json"
+expect 2 "deberta.encoder.rel_embeddings.weight: checkpoint [512, 32], model [256, 32]" -- "$nlpkit" forward "$tmp/v3" --inputs "$inputs" --output "$tmp/x.safetensors"
+[[ ! -e "$tmp/x.safetensors" ]] && ok || bad "a failed forward left $tmp/x.safetensors behind"
+# DeBERTa: RTD pretraining, fine-tuning its discriminator, export, forward; config errors.
+deb="$tmp/deberta"
+expect 0 "replaced_f1" -- "$nlpkit" train configs/tiny/deberta_rtd.yaml output_dir="$deb/rtd" trainer.epochs=1
+expect 0 "newly initialised (not in the checkpoint): pooler.dense.weight, pooler.dense.bias, classifier.weight, classifier.bias" -- "$nlpkit" train configs/tiny/deberta_classifier.yaml model.pretrained="$deb/rtd" output_dir="$deb/cls" trainer.epochs=1
+expect 0 "wrote $deb/hf" -- "$nlpkit" export "$deb/cls" "$deb/hf"
+grep -q '"DebertaV2ForSequenceClassification"' "$deb/hf/config.json" && ok || bad "DeBERTa export: architectures"
+expect 0 "wrote $tmp/deb_out.safetensors (11 tensors)" -- "$nlpkit" forward "$deb/hf" --inputs "$inputs" --output "$tmp/deb_out.safetensors"
+expect 2 "command line: model.position_buckets: 128 must not exceed model.max_position_embeddings (64)" -- "$nlpkit" train configs/tiny/deberta_classifier.yaml model.position_buckets=128 output_dir="$tmp/badrun"
+expect 2 "model.pos_att_type: unknown value 'c2p|p2p'" -- "$nlpkit" train configs/tiny/deberta_classifier.yaml 'model.pos_att_type=c2p|p2p' output_dir="$tmp/badrun"
+expect 2 "model.type: task replaced_token_detection takes deberta, got 'bert'" -- "$nlpkit" train configs/tiny/bert_mlm.yaml task=replaced_token_detection output_dir="$tmp/badrun"
+[[ ! -e "$tmp/badrun" ]] && ok || bad "a failed run left $tmp/badrun behind"
 
 # Errors: one line, exit 2 for bad config or input.
 expect 2 "config file not found: nope.yaml" -- "$nlpkit" train nope.yaml

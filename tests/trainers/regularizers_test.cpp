@@ -5,10 +5,12 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 
 #include "modules/bert.h"
+#include "modules/deberta.h"
 #include "modules/text_classifier.h"
 #include "tests/test_util.h"
 #include "trainers/huggingface.h"
@@ -206,17 +208,22 @@ BertClassifier load_rdrop_bert() {
 
 ClassifierBatch bert_batch(BertClassifier& model, torch::Tensor ids, torch::Tensor mask,
                            torch::Tensor labels) {
-  ClassifierBatch b;
-  b.model = model.ptr().get();
-  b.forward = [model, ids, mask]() mutable { return model->forward(ids, mask); };
-  b.labels = labels;
-  b.set_embedding_hook = [model](TensorHook h) mutable {
-    model->bert->embeddings->layer_norm_input_hook = std::move(h);
-  };
-  b.embedding_feeds_layer_norm = true;
-  b.set_features_hook = [model](TensorHook h) mutable { model->features_hook = std::move(h); };
-  b.merge_padding = [](const torch::Tensor&) {};
-  return b;
+  return encoder_classifier_batch(
+      model.ptr(),
+      [model](const torch::Tensor& x, const torch::Tensor& m) mutable {
+        return model->forward(x, m);
+      },
+      &model->bert->embeddings->layer_norm_input_hook, &model->features_hook, ids, mask, labels);
+}
+
+ClassifierBatch deberta_batch(DebertaClassifier& model, torch::Tensor ids, torch::Tensor mask,
+                              torch::Tensor labels) {
+  return encoder_classifier_batch(
+      model.ptr(),
+      [model](const torch::Tensor& x, const torch::Tensor& m) mutable {
+        return model->forward(x, m);
+      },
+      &model->deberta->embeddings->layer_norm_input_hook, &model->features_hook, ids, mask, labels);
 }
 
 TEST(RDropStep, BertKlOnTheFixtureClassifier) {
@@ -249,6 +256,85 @@ TEST(RDropStep, BertKlOnTheFixtureClassifier) {
 
 // ---------------------------------------------------------------------------------------------
 // SiFT on the real models
+
+const std::string kSift = kSrc + "/tests/data/golden/deberta_sift_tiny";
+
+/// deberta_sift_tiny's DeBERTa sequence classifier (microsoft/DeBERTa config keys, its "pooling"
+/// object included), every tensor loaded.
+DebertaClassifier load_sift_deberta() {
+  const nlohmann::json raw =
+      nlohmann::json::parse(std::ifstream(kSift + "/config.json"), nullptr, true);
+  DebertaOptions options = deberta_options_from_json(raw, kSift + "/config.json")
+                               .absolute_position_embeddings(true);  // in the reference's state
+  DebertaClassifier model(options, 3);
+  HfLoadReport report = load_hf_weights(*model, read_hf_weights(kSift), kSift, "deberta");
+  EXPECT_TRUE(report.initialized.empty()) << report.summary();
+  EXPECT_TRUE(report.unexpected.empty()) << report.summary();
+  EXPECT_EQ(report.loaded.size(), 43u);
+  return model;
+}
+
+TEST(SiftStep, DebertaMatchesEveryIntermediateOfTheFixture) {
+  DebertaClassifier model = load_sift_deberta();
+  model->eval();  // as the reference: the perturbation is the only random step
+  auto io = io_of(kSift);
+  const torch::Tensor ids = io["in/input_ids"], mask = io["in/input_mask"];
+  // The LayerNorm's input and the plain logits, without SiFT.
+  torch::Tensor ln_input;
+  model->deberta->embeddings->layer_norm_input_hook = [&](const torch::Tensor& x) {
+    ln_input = x.detach().clone();
+    return x;
+  };
+  const torch::Tensor plain = model->forward(ids, mask).detach();
+  model->deberta->embeddings->layer_norm_input_hook = nullptr;
+  expect_close(ln_input, io["out/ln_input"], 1e-4, 1e-5);
+  expect_close(plain, io["out/clean_logits_unhooked"], 1e-4, 1e-5);
+
+  ClassifierBatch batch = deberta_batch(model, ids, mask, io["in/labels"]);
+  SiftConfig config;  // the fixture's settings
+  config.weight = 5;
+  config.sigma = 0.01;
+  config.step_size = 1e-4;
+  SiftStepOutput out = sift_step(config, batch, io["out/delta0"]);
+  expect_close(out.normalized, io["out/ln_input_normalized"], 1e-4, 1e-5);
+  expect_close(out.clean_logits, io["out/clean_logits_hooked"], 1e-4, 1e-5);
+  expect_close(out.delta0, io["out/delta0"], 0, 0);
+  // delta_grad is about 2e-7 in size: relative bounds, as the fixture's README says.
+  expect_close(out.delta_grad, io["out/delta_grad"], 1e-3, 1e-11);
+  expect_close(out.delta1 - out.delta0, io["out/delta1"] - io["out/delta0"], 1e-3, 1e-9);
+  expect_close(out.delta1, io["out/delta1"], 1e-4, 1e-5);
+  expect_close(out.task_loss, io["out/task_loss"], 1e-4, 1e-5);
+  expect_close(out.adv_loss, io["out/adv_loss"], 1e-4, 1e-5);
+  expect_close(out.loss, io["out/total_loss"], 1e-4, 1e-5);
+  EXPECT_FALSE(static_cast<bool>(model->deberta->embeddings->layer_norm_input_hook));
+  // The step trains: the loss reaches the classifier and the word embeddings.
+  out.loss.backward();
+  EXPECT_GT(model->classifier->weight.grad().abs().sum().item<double>(), 0);
+  EXPECT_GT(model->deberta->embeddings->word_embeddings->weight.grad().abs().sum().item<double>(),
+            0);
+}
+
+TEST(RegularizedSteps, DebertaClassifierRunsRDropAndMixup) {
+  torch::manual_seed(3);
+  DebertaClassifier model = load_sift_deberta();
+  model->train();
+  auto io = io_of(kSift);
+  ClassifierBatch batch =
+      deberta_batch(model, io["in/input_ids"], io["in/input_mask"], io["in/labels"]);
+  RDropConfig rdrop;
+  rdrop.alpha = 1;
+  EXPECT_TRUE(std::isfinite(rdrop_step(rdrop, batch).item<double>()));
+  for (const std::string level : {"embedding", "sentence"}) {
+    MixupConfig mixup;
+    mixup.alpha = 0.4;
+    mixup.level = level;
+    const torch::Tensor loss = mixup_step(mixup, batch);
+    EXPECT_TRUE(std::isfinite(loss.item<double>())) << level;
+    loss.backward();
+    EXPECT_FALSE(static_cast<bool>(model->features_hook)) << level;
+    EXPECT_FALSE(static_cast<bool>(model->deberta->embeddings->layer_norm_input_hook)) << level;
+  }
+}
 
 TEST(SiftStep, BertCleanPassKeepsTheLogitsAndTheStepTrains) {
   torch::manual_seed(0);

@@ -1,5 +1,6 @@
 // The BERT pretraining-step benchmark (issue "BERT", section 7), the C++ half of
-// tools/bench/run_bert.sh:
+// tools/bench/run_bert.sh, and with --model deberta the DeBERTa one (issue "DeBERTa", section 6:
+// tools/bench/run_deberta.sh, DebertaForMaskedLM on the same batches, MLM loss only):
 //
 //   nlpkit_bench bert --write-data FILE [--seed N] [model/data options]
 //   nlpkit_bench bert --data FILE [--threads 2] [--warmup 3] [--steps 10] [--profile TRACE.json]
@@ -41,6 +42,7 @@
 #include <vector>
 
 #include "modules/bert.h"
+#include "modules/deberta.h"
 #include "trainers/optim.h"
 #include "trainers/safetensors.h"
 
@@ -60,6 +62,10 @@ struct Args {
   int64_t warmup = 3;
   int64_t steps = 10;
   uint64_t seed = 42;
+  // bert (BertForPreTraining, MLM + NSP) or deberta (DebertaForMaskedLM, MLM: DeBERTa-v3's
+  // disentangled attention over log-bucketed relative positions, no token types).
+  std::string model = "bert";
+  int64_t position_buckets = 256;  // deberta; at most max_position_embeddings
   // Model (the issue's shape: hidden 256, 4 layers).
   int64_t vocab_size = 8000;
   int64_t hidden_size = 256;
@@ -81,7 +87,8 @@ struct Args {
 };
 
 const char* const kUsage =
-    "usage: nlpkit_bench bert --write-data FILE [--seed N] [--vocab-size N] [--hidden-size N]\n"
+    "usage: nlpkit_bench bert --write-data FILE [--seed N] [--model bert|deberta]\n"
+    "           [--position-buckets N] [--vocab-size N] [--hidden-size N]\n"
     "           [--num-layers N] [--num-heads N] [--intermediate-size N]\n"
     "           [--max-position-embeddings N] [--dropout X] [--attention-dropout X]\n"
     "           [--batch-size N] [--seq-len N] [--num-batches N] [--mlm-probability X]\n"
@@ -113,6 +120,8 @@ Args parse_args(int argc, char** argv) {
   const std::map<std::string, Setter> data_options = {
       {"--write-data", [&](const std::string& v) { a.write_data = v; }},
       {"--seed", [&](const std::string& v) { a.seed = std::stoull(v); }},
+      {"--model", [&](const std::string& v) { a.model = v; }},
+      {"--position-buckets", integer(a.position_buckets)},
       {"--vocab-size", integer(a.vocab_size)},
       {"--hidden-size", integer(a.hidden_size)},
       {"--num-layers", integer(a.num_layers)},
@@ -166,6 +175,13 @@ Args parse_args(int argc, char** argv) {
         "counts must be positive, hidden-size divisible by num-heads, seq-len at least 8 and at "
         "most max-position-embeddings, vocab-size above 5");
   }
+  if (a.model != "bert" && a.model != "deberta") {
+    throw std::invalid_argument("--model must be bert or deberta, got '" + a.model + "'");
+  }
+  if (a.model == "deberta" &&
+      (a.position_buckets < 2 || a.position_buckets > a.max_position_embeddings)) {
+    throw std::invalid_argument("--position-buckets must be in [2, max-position-embeddings]");
+  }
   if (a.dropout < 0 || a.dropout >= 1 || a.attention_dropout < 0 || a.attention_dropout >= 1 ||
       a.mlm_probability <= 0 || a.mlm_probability >= 1) {
     throw std::invalid_argument("dropouts must be in [0, 1), mlm-probability in (0, 1)");
@@ -198,6 +214,20 @@ nlpkit::BertOptions bert_options(const Args& a) {
       .pad_id(kPad);
 }
 
+nlpkit::DebertaOptions deberta_options(const Args& a) {
+  return nlpkit::DebertaOptions()
+      .vocab_size(a.vocab_size)
+      .hidden_size(a.hidden_size)
+      .num_layers(a.num_layers)
+      .num_heads(a.num_heads)
+      .intermediate_size(a.intermediate_size)
+      .max_position_embeddings(a.max_position_embeddings)
+      .position_buckets(a.position_buckets)
+      .dropout(a.dropout)
+      .attention_dropout(a.attention_dropout)
+      .pad_id(kPad);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Data
 
@@ -205,6 +235,12 @@ struct Batch {
   Tensor input_ids, token_type_ids, attention_mask;  // (B, T)
   Tensor labels;                                     // (B, T), kIgnore where nothing is predicted
   Tensor next_sentence_label;                        // (B)
+};
+
+/// The benchmarked model and the loss of one batch.
+struct Model {
+  std::shared_ptr<torch::nn::Module> module;
+  std::function<Tensor(const Batch&)> loss;
 };
 
 const char* const kBatchFields[] = {"input_ids", "token_type_ids", "attention_mask", "labels",
@@ -259,7 +295,12 @@ Batch make_batch(const Args& a, std::mt19937_64& rng) {
 
 int write_data(const Args& a) {
   torch::manual_seed(static_cast<int64_t>(a.seed));
-  nlpkit::BertForPreTraining model(bert_options(a));
+  std::shared_ptr<torch::nn::Module> model;
+  if (a.model == "deberta") {
+    model = nlpkit::DebertaForMaskedLM(deberta_options(a)).ptr();
+  } else {
+    model = nlpkit::BertForPreTraining(bert_options(a)).ptr();
+  }
   nlpkit::NamedTensors tensors;
   for (const auto& [name, tensor] : nlpkit::module_state(*model)) {
     tensors.emplace_back("model." + name, tensor);
@@ -278,6 +319,8 @@ int write_data(const Args& a) {
   }
   const std::map<std::string, std::string> metadata = {
       {"bench", "bert"},
+      {"model", a.model},
+      {"position_buckets", std::to_string(a.position_buckets)},
       {"seed", std::to_string(a.seed)},
       {"vocab_size", std::to_string(a.vocab_size)},
       {"hidden_size", std::to_string(a.hidden_size)},
@@ -285,8 +328,8 @@ int write_data(const Args& a) {
       {"num_heads", std::to_string(a.num_heads)},
       {"intermediate_size", std::to_string(a.intermediate_size)},
       {"max_position_embeddings", std::to_string(a.max_position_embeddings)},
-      {"type_vocab_size", "2"},
-      {"layer_norm_eps", "1e-12"},
+      {"type_vocab_size", a.model == "deberta" ? "0" : "2"},
+      {"layer_norm_eps", a.model == "deberta" ? "1e-07" : "1e-12"},
       {"pad_token_id", std::to_string(kPad)},
       {"dropout", std::to_string(a.dropout)},
       {"attention_dropout", std::to_string(a.attention_dropout)},
@@ -299,14 +342,14 @@ int write_data(const Args& a) {
       {"clip_grad_norm", std::to_string(a.clip_grad_norm)},
   };
   nlpkit::save_safetensors(a.write_data, tensors, metadata);
-  std::cerr << "wrote " << a.write_data << ": " << a.num_batches << " batches of " << a.batch_size
-            << " x " << a.seq_len << ", " << real_tokens << " real tokens, " << masked
-            << " masked\n";
+  std::cerr << "wrote " << a.write_data << " (" << a.model << "): " << a.num_batches
+            << " batches of " << a.batch_size << " x " << a.seq_len << ", " << real_tokens
+            << " real tokens, " << masked << " masked\n";
   return 0;
 }
 
 // Reads the file's metadata into `a`, its weights into a new model and its batches.
-std::pair<nlpkit::BertForPreTraining, std::vector<Batch>> read_data(Args& a) {
+std::pair<Model, std::vector<Batch>> read_data(Args& a) {
   nlpkit::SafetensorsFile file = nlpkit::load_safetensors(a.data);
   auto meta = [&](const std::string& key) {
     const auto it = file.metadata.find(key);
@@ -320,6 +363,9 @@ std::pair<nlpkit::BertForPreTraining, std::vector<Batch>> read_data(Args& a) {
                              " benchmark, not bert");
   }
   a.seed = std::stoull(meta("seed"));
+  a.model = file.metadata.count("model") ? meta("model") : "bert";
+  if (file.metadata.count("position_buckets"))
+    a.position_buckets = std::stoll(meta("position_buckets"));
   a.vocab_size = std::stoll(meta("vocab_size"));
   a.hidden_size = std::stoll(meta("hidden_size"));
   a.num_layers = std::stoll(meta("num_layers"));
@@ -335,7 +381,33 @@ std::pair<nlpkit::BertForPreTraining, std::vector<Batch>> read_data(Args& a) {
   a.weight_decay = std::stod(meta("weight_decay"));
   a.clip_grad_norm = std::stod(meta("clip_grad_norm"));
 
-  nlpkit::BertForPreTraining model(bert_options(a));
+  // The masked_lm task's losses(): MLM cross-entropy over the masked positions only (the
+  // (B, T, V) logits are never built), plus NSP cross-entropy for BERT; means.
+  namespace F = torch::nn::functional;
+  Model model;
+  if (a.model == "deberta") {
+    nlpkit::DebertaForMaskedLM m(deberta_options(a));
+    model.module = m.ptr();
+    model.loss = [m](const Batch& b) mutable {
+      const Tensor hidden = m->deberta->forward(b.input_ids, b.attention_mask).last_hidden_state;
+      const Tensor picked = b.labels.ne(kIgnore);                   // (B, T)
+      const Tensor logits = m->mlm_logits(hidden.index({picked}));  // (N, V)
+      return F::cross_entropy(logits, b.labels.masked_select(picked));
+    };
+  } else {
+    nlpkit::BertForPreTraining m(bert_options(a));
+    model.module = m.ptr();
+    model.loss = [m](const Batch& b) mutable {
+      const nlpkit::BertModelOutput out =
+          m->bert->forward(b.input_ids, b.attention_mask, b.token_type_ids);
+      const Tensor picked = b.labels.ne(kIgnore);                                  // (B, T)
+      const Tensor targets = b.labels.masked_select(picked);                       // (N)
+      const Tensor logits = m->mlm_logits(out.last_hidden_state.index({picked}));  // (N, V)
+      const Tensor nsp_logits = m->cls->seq_relationship(out.pooler_output);       // (B, 2)
+      return F::cross_entropy(logits, targets) +
+             F::cross_entropy(nsp_logits, b.next_sentence_label);
+    };
+  }
   nlpkit::NamedTensors state;
   std::map<std::string, Tensor> rest;
   for (const auto& [name, tensor] : file.tensors) {
@@ -345,7 +417,7 @@ std::pair<nlpkit::BertForPreTraining, std::vector<Batch>> read_data(Args& a) {
       rest[name] = tensor;
     }
   }
-  nlpkit::load_module_state(*model, state, a.data);
+  nlpkit::load_module_state(*model.module, state, a.data);
   std::vector<Batch> batches;
   for (int64_t n = 0; n < a.num_batches; ++n) {
     auto field = [&](const char* name) {
@@ -430,9 +502,9 @@ void report_profile(const torch::autograd::profiler::thread_event_lists& lists,
 
 int run_bench(Args& a) {
   torch::set_num_threads(static_cast<int>(a.threads));
-  // Not a structured binding: the loss lambda below captures the model.
-  std::pair<nlpkit::BertForPreTraining, std::vector<Batch>> data = read_data(a);
-  nlpkit::BertForPreTraining model = data.first;
+  std::pair<Model, std::vector<Batch>> data = read_data(a);
+  torch::nn::Module& model = *data.first.module;
+  const std::function<Tensor(const Batch&)>& loss_of = data.first.loss;
   const std::vector<Batch>& batches = data.second;
 
   nlpkit::OptimizerConfig config;
@@ -440,25 +512,12 @@ int run_bench(Args& a) {
   config.lr = a.lr;
   config.weight_decay = a.weight_decay;
   std::unique_ptr<torch::optim::Optimizer> optimizer =
-      nlpkit::make_optimizer(nlpkit::parameter_groups(*model), config);
-  const std::vector<Tensor> params = model->parameters();
+      nlpkit::make_optimizer(nlpkit::parameter_groups(model), config);
+  const std::vector<Tensor> params = model.parameters();
   const double max_norm = a.clip_grad_norm > 0 ? a.clip_grad_norm : INFINITY;
 
-  // The masked_lm task's losses(): MLM cross-entropy over the masked positions only (the
-  // (B, T, V) logits are never built) plus NSP cross-entropy, both means.
-  namespace F = torch::nn::functional;
-  auto loss_of = [&](const Batch& b) {
-    const nlpkit::BertModelOutput out =
-        model->bert->forward(b.input_ids, b.attention_mask, b.token_type_ids);
-    const Tensor picked = b.labels.ne(kIgnore);                                      // (B, T)
-    const Tensor targets = b.labels.masked_select(picked);                           // (N)
-    const Tensor logits = model->mlm_logits(out.last_hidden_state.index({picked}));  // (N, V)
-    const Tensor nsp_logits = model->cls->seq_relationship(out.pooler_output);       // (B, 2)
-    return F::cross_entropy(logits, targets) + F::cross_entropy(nsp_logits, b.next_sentence_label);
-  };
-
   torch::manual_seed(static_cast<int64_t>(a.seed));  // with NLPKIT_TORCH_DROPOUT=1, Python's masks
-  model->train();
+  model.train();
   std::vector<double> losses, step_ms;
   std::map<std::string, std::vector<double>> phase_ms;  // timed steps only
   std::unique_ptr<torch::autograd::profiler::TLSLegacyProfilerGuard> profiler;
@@ -499,6 +558,7 @@ int run_bench(Args& a) {
   for (const auto& [name, ms] : phase_ms) phases[name] = median(ms);
   const nlohmann::json result = {
       {"bench", "bert"},
+      {"model", a.model},
       // NLPKIT_TORCH_DROPOUT=1: ATen's dropout masks, so the losses compare bitwise with PyTorch's.
       {"impl", std::getenv("NLPKIT_TORCH_DROPOUT") != nullptr &&
                        std::string(std::getenv("NLPKIT_TORCH_DROPOUT")) == "1"

@@ -269,10 +269,9 @@ class BertForPreTraining(nn.Module):
 # ------------------------------------------------------------------------------------------------
 
 
-def load_model(tensors, meta):
-    """The model with the file's initial weights; checks that every parameter came from the file
+def load_model(tensors, meta, model):
+    """`model` with the file's initial weights; checks that every parameter came from the file
     and that named_parameters() has nlpkit's names in the file's (nlpkit's) order."""
-    model = BertForPreTraining(BertConfig(meta))
     state = {name[len("model."):]: t for name, t in tensors.items() if name.startswith("model.")}
     missing, unexpected = model.load_state_dict(state, strict=False)
     tied = {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias"}
@@ -287,29 +286,39 @@ def load_model(tensors, meta):
     return model
 
 
+def bert_loss(model, b, vocab_size):
+    """nlpkit's masked_lm losses(): MLM at the masked positions only, plus NSP."""
+    sequence_output, pooled_output = model.bert(b["input_ids"], b["attention_mask"],
+                                                b["token_type_ids"])
+    picked = b["labels"] != IGNORE                          # (B, T)
+    targets = b["labels"][picked]                           # (N)
+    prediction_scores = model.cls.predictions(sequence_output[picked])  # (N, V)
+    seq_relationship_score = model.cls.seq_relationship(pooled_output)  # (B, 2)
+    masked_lm_loss = F.cross_entropy(prediction_scores.view(-1, vocab_size), targets)
+    next_sentence_loss = F.cross_entropy(seq_relationship_score.view(-1, 2),
+                                         b["next_sentence_label"].view(-1))
+    return masked_lm_loss + next_sentence_loss
+
+
 def train(args):
     """Runs the benchmark and returns its JSON-ready result."""
     torch.set_num_threads(args.threads)
     tensors, meta = load_safetensors(args.data)
     if meta["bench"] != "bert":
         sys.exit(f"bert_bench.py: {args.data} was written for {meta['bench']}, not bert")
-    model = load_model(tensors, meta)
+    model_type = meta.get("model", "bert")
     fields = ("input_ids", "token_type_ids", "attention_mask", "labels", "next_sentence_label")
     batches = [{f: tensors[f"batch.{n}.{f}"] for f in fields}
                for n in range(int(meta["num_batches"]))]
     vocab_size = int(meta["vocab_size"])
-
-    def loss_of(b):  # nlpkit's masked_lm losses(): MLM at the masked positions only, plus NSP
-        sequence_output, pooled_output = model.bert(b["input_ids"], b["attention_mask"],
-                                                    b["token_type_ids"])
-        picked = b["labels"] != IGNORE                          # (B, T)
-        targets = b["labels"][picked]                           # (N)
-        prediction_scores = model.cls.predictions(sequence_output[picked])  # (N, V)
-        seq_relationship_score = model.cls.seq_relationship(pooled_output)  # (B, 2)
-        masked_lm_loss = F.cross_entropy(prediction_scores.view(-1, vocab_size), targets)
-        next_sentence_loss = F.cross_entropy(seq_relationship_score.view(-1, 2),
-                                             b["next_sentence_label"].view(-1))
-        return masked_lm_loss + next_sentence_loss
+    if model_type == "deberta":  # HuggingFace's DebertaV2ForMaskedLM, MLM loss only
+        import deberta_model
+        model, deberta_loss = deberta_model.build(meta)
+        model = load_model(tensors, meta, model)
+        loss_of = lambda b: deberta_loss(b, IGNORE)  # noqa: E731
+    else:
+        model = load_model(tensors, meta, BertForPreTraining(BertConfig(meta)))
+        loss_of = lambda b: bert_loss(model, b, vocab_size)  # noqa: E731
 
     # nlpkit's make_optimizer: weights (dim >= 2) decay, the rest (biases, LayerNorm) does not.
     params = list(model.parameters())
@@ -353,7 +362,7 @@ def train(args):
         print_op_table(profiler, args.steps, args.profile)
 
     b, t = batches[0]["input_ids"].shape
-    return {"bench": "bert", "impl": "pytorch", "threads": args.threads,
+    return {"bench": "bert", "model": model_type, "impl": "pytorch", "threads": args.threads,
             "warmup": args.warmup, "steps": args.steps,
             "shape": {"batch_size": b, "seq_len": t, "hidden_size": int(meta["hidden_size"]),
                       "num_layers": int(meta["num_layers"]), "num_heads": int(meta["num_heads"]),
@@ -384,52 +393,68 @@ def print_op_table(profiler, steps, trace_path, rows=30):
 
 
 def summarize(path):
-    """Prints the medians over runs of the result lines in `path` (JSON, one per run), the ratio
-    of nlpkit to PyTorch, the per-phase medians and how far the losses are apart."""
-    impls = {}
+    """Prints, for each model and shape in `path` (JSON result lines, one per run), the medians
+    over runs, the ratio of nlpkit to PyTorch, the per-phase medians and how far the losses are
+    apart; then, per sequence length, nlpkit DeBERTa's step time over nlpkit BERT's."""
+    groups = {}
     with open(path) as f:
         for line in f:
             if line.strip():
                 result = json.loads(line)
                 if result.get("bench") == "bert":
-                    impls.setdefault(result["impl"], []).append(result)
-    if not impls:
+                    shape = result["shape"]
+                    key = (result.get("model", "bert"), shape["seq_len"], shape["batch_size"])
+                    groups.setdefault(key, {}).setdefault(result["impl"], []).append(result)
+    if not groups:
         sys.exit(f"bert_bench.py: no bert results in {path}")
-    shape = next(iter(impls.values()))[0]["shape"]
-    print(f"bert: BertForPreTraining training step, B={shape['batch_size']} "
-          f"T={shape['seq_len']} hidden={shape['hidden_size']} layers={shape['num_layers']} "
-          f"heads={shape['num_heads']} intermediate={shape['intermediate_size']} "
-          f"vocab={shape['vocab_size']} dropout={shape['dropout']}/"
-          f"{shape['attention_dropout']}; tokens = B x T per step")
     keys = ("tokens_per_s", "ms_per_step", "median_step_ms")
-    median = {impl: {key: statistics.median(r[key] for r in rs) for key in keys}
-              for impl, rs in impls.items()}
-    print(f"  {'implementation':<15} {'tokens/s':>9} {'ms/step':>9} {'median step ms':>15}  runs")
-    for impl, m in median.items():
-        print(f"  {impl:<15} {m['tokens_per_s']:>9.1f} {m['ms_per_step']:>9.1f} "
-              f"{m['median_step_ms']:>15.1f}  {len(impls[impl])}")
-    phases = ("forward", "item", "backward", "clip", "optimizer")
-    print(f"  median ms per phase: {'':<8}" + "".join(f"{p:>10}" for p in phases))
-    for impl, rs in impls.items():
-        print(f"  {impl:<29}" + "".join(
-            f"{statistics.median(r['phase_median_ms'][p] for r in rs):>10.2f}" for p in phases))
-    if "nlpkit" in median and "pytorch" in median:
-        ours, theirs = median["nlpkit"], median["pytorch"]
-        print(f"  nlpkit / pytorch: {ours['tokens_per_s'] / theirs['tokens_per_s']:.3f}x tokens/s"
-              f" ({theirs['median_step_ms'] / ours['median_step_ms']:.3f}x by median step)")
-    if "nlpkit-torch-dropout" in median and "pytorch" in median:
-        ours, theirs = median["nlpkit-torch-dropout"], median["pytorch"]
-        print(f"  nlpkit-torch-dropout / pytorch: "
-              f"{ours['tokens_per_s'] / theirs['tokens_per_s']:.3f}x tokens/s"
-              f" ({theirs['median_step_ms'] / ours['median_step_ms']:.3f}x by median step)")
-    if "pytorch" in impls:
-        # nlpkit-torch-dropout draws ATen's dropout masks: its losses should equal PyTorch's
-        # bitwise. nlpkit's own masks differ, so its losses only agree statistically.
-        reference = impls["pytorch"][0]["losses"]
+    step_ms = {}  # (model, seq_len, batch_size) -> nlpkit's median step ms
+    for (model, seq_len, batch_size), impls in groups.items():
+        shape = next(iter(impls.values()))[0]["shape"]
+        name = "DebertaV2ForMaskedLM (MLM)" if model == "deberta" else "BertForPreTraining (MLM+NSP)"
+        print(f"{model}: {name} training step, B={batch_size} T={seq_len} "
+              f"hidden={shape['hidden_size']} layers={shape['num_layers']} "
+              f"heads={shape['num_heads']} intermediate={shape['intermediate_size']} "
+              f"vocab={shape['vocab_size']} dropout={shape['dropout']}/"
+              f"{shape['attention_dropout']}; tokens = B x T per step")
+        median = {impl: {key: statistics.median(r[key] for r in rs) for key in keys}
+                  for impl, rs in impls.items()}
+        print(f"  {'implementation':<15} {'tokens/s':>9} {'ms/step':>9} {'median step ms':>15}  runs")
+        for impl, m in median.items():
+            print(f"  {impl:<15} {m['tokens_per_s']:>9.1f} {m['ms_per_step']:>9.1f} "
+                  f"{m['median_step_ms']:>15.1f}  {len(impls[impl])}")
+        phases = ("forward", "item", "backward", "clip", "optimizer")
+        print(f"  median ms per phase: {'':<8}" + "".join(f"{p:>10}" for p in phases))
         for impl, rs in impls.items():
-            diff = max(abs(a - b) for r in rs for a, b in zip(r["losses"], reference))
-            print(f"  max |loss({impl}) - loss(pytorch)| over {len(reference)} steps: {diff:.1e} "
-                  f"(first {rs[0]['losses'][0]:.6f}, last {rs[0]['losses'][-1]:.6f})")
+            print(f"  {impl:<29}" + "".join(
+                f"{statistics.median(r['phase_median_ms'][p] for r in rs):>10.2f}"
+                for p in phases))
+        if "nlpkit" in median:
+            step_ms[(model, seq_len, batch_size)] = median["nlpkit"]["median_step_ms"]
+        if "nlpkit" in median and "pytorch" in median:
+            ours, theirs = median["nlpkit"], median["pytorch"]
+            print(f"  nlpkit / pytorch: {ours['tokens_per_s'] / theirs['tokens_per_s']:.3f}x "
+                  f"tokens/s ({theirs['median_step_ms'] / ours['median_step_ms']:.3f}x by median "
+                  f"step)")
+        if "nlpkit-torch-dropout" in median and "pytorch" in median:
+            ours, theirs = median["nlpkit-torch-dropout"], median["pytorch"]
+            print(f"  nlpkit-torch-dropout / pytorch: "
+                  f"{ours['tokens_per_s'] / theirs['tokens_per_s']:.3f}x tokens/s"
+                  f" ({theirs['median_step_ms'] / ours['median_step_ms']:.3f}x by median step)")
+        if "pytorch" in impls:
+            # nlpkit-torch-dropout draws ATen's dropout masks: its losses should equal PyTorch's
+            # bitwise. nlpkit's own masks differ, so its losses only agree statistically.
+            reference = impls["pytorch"][0]["losses"]
+            for impl, rs in impls.items():
+                diff = max(abs(a - b) for r in rs for a, b in zip(r["losses"], reference))
+                print(f"  max |loss({impl}) - loss(pytorch)| over {len(reference)} steps: "
+                      f"{diff:.1e} (first {rs[0]['losses'][0]:.6f}, last {rs[0]['losses'][-1]:.6f})")
+        print()
+    for (model, seq_len, batch_size), ms in sorted(step_ms.items()):
+        bert = step_ms.get(("bert", seq_len, batch_size))
+        if model == "deberta" and bert:
+            print(f"nlpkit DeBERTa / nlpkit BERT step time, B={batch_size} T={seq_len}: "
+                  f"{ms / bert:.3f}x (goal <= 1.4x)")
 
 
 def main():

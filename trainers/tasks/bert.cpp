@@ -1,5 +1,7 @@
 #include "trainers/tasks/bert.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +15,8 @@
 #include "datasets/text_classification.h"
 #include "datasets/wordpiece.h"
 #include "modules/bert.h"
+#include "modules/deberta.h"
+#include "modules/deberta_pretraining.h"
 #include "modules/lora.h"
 #include "trainers/huggingface.h"
 #include "trainers/metrics.h"
@@ -42,48 +46,77 @@ bool folder_lowercase(const std::string& dir, bool fallback) {
   return fallback;
 }
 
-/// What every BERT task needs before its model: the tokenizer, the architecture and, when
-/// fine-tuning, the pretrained folder.
-struct BertSetup {
+/// What every BERT or DeBERTa task needs before its model: the tokenizer, the architecture
+/// and, when fine-tuning, the pretrained folder.
+struct EncoderSetup {
   std::unique_ptr<WordPieceTokenizer> tokenizer;
-  BertOptions options;
+  bool deberta = false;            // model.type deberta, else bert
+  BertOptions bert_options;        // model.type bert
+  DebertaOptions deberta_options;  // model.type deberta
   double initializer_range = 0.02;
   double classifier_dropout = -1;
   std::string pretrained;           // resolved folder to load weights from ("" = none)
   std::vector<std::string> labels;  // id2label of the folder's config.json
+  nlohmann::json raw;               // the folder's config.json (empty without a folder)
+
+  /// The base model's name and parameter prefix: "bert" or "deberta".
+  std::string prefix() const { return deberta ? "deberta" : "bert"; }
+  int64_t num_layers() const {
+    return deberta ? deberta_options.num_layers() : bert_options.num_layers();
+  }
+  int64_t vocab_size() const {
+    return deberta ? deberta_options.vocab_size() : bert_options.vocab_size();
+  }
+  int64_t max_position_embeddings() const {
+    return deberta ? deberta_options.max_position_embeddings()
+                   : bert_options.max_position_embeddings();
+  }
 };
 
 /// `texts` (the training documents) are used only to learn a vocabulary when there is neither
 /// a checkpoint, a pretrained folder nor tokenizer.vocab.
-BertSetup make_setup(const ExperimentConfig& config, const std::string& artifacts_dir,
-                     const std::function<std::vector<std::string>()>& texts) {
+EncoderSetup make_setup(const ExperimentConfig& config, const std::string& artifacts_dir,
+                        const std::function<std::vector<std::string>()>& texts) {
   if (config.tokenizer.type != "wordpiece") {
-    throw ConfigError("tokenizer.type: model.type bert needs the wordpiece tokenizer, got '" +
-                      config.tokenizer.type + "'");
+    throw ConfigError("tokenizer.type: model.type " + config.model.type +
+                      " needs the wordpiece tokenizer, got '" + config.tokenizer.type + "'");
   }
-  BertSetup s;
-  const BertModelConfig& b = config.model.bert;
+  EncoderSetup s;
+  s.deberta = config.model.type == "deberta";
+  const EncoderModelConfig& e = config.model.encoder;
   WordPieceOptions wo;
   wo.lower_case = config.tokenizer.lowercase;
   // The folder whose config.json and vocab.txt decide: the checkpoint, else the pretrained one.
   s.pretrained =
-      artifacts_dir.empty() ? resolve_model_folder(b.pretrained, "model.pretrained") : "";
+      artifacts_dir.empty() ? resolve_model_folder(e.pretrained, "model.pretrained") : "";
   const std::string folder = !artifacts_dir.empty() ? artifacts_dir : s.pretrained;
   if (!folder.empty()) {
-    HfBertConfig hf = read_hf_bert_config(folder);
-    s.options = hf.options;
-    s.initializer_range = hf.initializer_range;
-    s.classifier_dropout = hf.classifier_dropout;
-    s.labels = hf.labels;
+    if (s.deberta) {
+      HfDebertaConfig hf = read_hf_deberta_config(folder);
+      s.deberta_options = hf.options;
+      s.initializer_range = hf.initializer_range;
+      s.classifier_dropout = hf.classifier_dropout;
+      s.labels = hf.labels;
+      s.raw = hf.raw;
+    } else {
+      HfBertConfig hf = read_hf_bert_config(folder);
+      s.bert_options = hf.options;
+      s.initializer_range = hf.initializer_range;
+      s.classifier_dropout = hf.classifier_dropout;
+      s.labels = hf.labels;
+      s.raw = hf.raw;
+    }
     wo.lower_case = folder_lowercase(folder, wo.lower_case);
     const std::string vocab = (fs::path(folder) / "vocab.txt").string();
-    if (!fs::exists(vocab))
-      throw InputError(folder + " has no vocab.txt (BERT's WordPiece vocabulary)");
+    if (!fs::exists(vocab)) {
+      throw InputError(folder + " has no vocab.txt (the WordPiece vocabulary; tokenizer.type " +
+                       "wordpiece reads vocab.txt)");
+    }
     s.tokenizer = std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_file(vocab, wo));
-    if (s.tokenizer->vocab_size() > s.options.vocab_size()) {
+    if (s.tokenizer->vocab_size() > s.vocab_size()) {
       throw InputError(vocab + " has " + std::to_string(s.tokenizer->vocab_size()) +
                        " entries, more than config.json's vocab_size " +
-                       std::to_string(s.options.vocab_size()));
+                       std::to_string(s.vocab_size()));
     }
   } else {
     if (!config.tokenizer.vocab.empty()) {
@@ -96,35 +129,45 @@ BertSetup make_setup(const ExperimentConfig& config, const std::string& artifact
       s.tokenizer = std::make_unique<WordPieceTokenizer>(
           train_wordpiece(texts(), size, wo, std::max<int64_t>(2, config.data.min_freq)), wo);
     }
-    s.options = b.options;
-    s.options.vocab_size(s.tokenizer->vocab_size()).pad_id(s.tokenizer->pad_id());
-    s.initializer_range = b.initializer_range;
+    const int64_t vocab = s.tokenizer->vocab_size(), pad = s.tokenizer->pad_id();
+    s.bert_options = BertOptions(e.bert).vocab_size(vocab).pad_id(pad);
+    s.deberta_options = DebertaOptions(e.deberta).vocab_size(vocab).pad_id(pad);
+    s.initializer_range = e.initializer_range;
+    if (s.deberta) {
+      try {
+        check_deberta_options(s.deberta_options);
+      } catch (const c10::Error& err) {
+        throw ConfigError(std::string("model: ") + err.what_without_backtrace());
+      }
+    }
   }
-  if (b.classifier_dropout >= 0) s.classifier_dropout = b.classifier_dropout;
-  if (config.data.max_length > s.options.max_position_embeddings()) {
+  if (e.classifier_dropout >= 0) s.classifier_dropout = e.classifier_dropout;
+  if (config.data.max_length > s.max_position_embeddings()) {
     throw ConfigError("data.max_length (" + std::to_string(config.data.max_length) +
                       ") exceeds the model's max_position_embeddings (" +
-                      std::to_string(s.options.max_position_embeddings()) + ")");
+                      std::to_string(s.max_position_embeddings()) + ")");
   }
   return s;
 }
 
-/// The pieces every BERT task shares: tokenizer, artifacts, fine-tuning options.
-class BertTaskBase : public Task {
+/// The pieces every BERT and DeBERTa task shares: tokenizer, artifacts, fine-tuning options.
+class EncoderTaskBase : public Task {
  public:
-  BertTaskBase(const ExperimentConfig& config, torch::Device device)
+  EncoderTaskBase(const ExperimentConfig& config, torch::Device device)
       : config_(config), device_(device) {}
 
   double lr_scale(const std::string& name) const override {
-    const BertModelConfig& b = config_.model.bert;
-    const bool head = name.rfind("bert.", 0) != 0;
+    const EncoderModelConfig& b = config_.model.encoder;
+    const std::string base = setup_.prefix() + ".";
+    const bool head = name.rfind(base, 0) != 0;
     if (head) return b.head_lr > 0 ? b.head_lr / config_.optimizer.lr : 1.0;
     if (b.layer_lr_decay >= 1.0) return 1.0;
-    // Depth: embeddings 0, encoder layer i at i + 1, the pooler at L + 1.
-    const int64_t layers = setup_.options.num_layers();
+    // Depth: embeddings 0, encoder layer i at i + 1, the pooler (and DeBERTa's relative
+    // embeddings, shared by every layer) at L + 1.
+    const int64_t layers = setup_.num_layers();
     int64_t depth = layers + 1;
-    if (name.rfind("bert.embeddings.", 0) == 0) depth = 0;
-    static const std::regex layer("^bert\\.encoder\\.layer\\.([0-9]+)\\.");
+    if (name.rfind(base + "embeddings.", 0) == 0) depth = 0;
+    static const std::regex layer("^[a-z]+\\.encoder\\.layer\\.([0-9]+)\\.");
     std::smatch m;
     if (std::regex_search(name, m, layer)) depth = std::stoll(m[1]) + 1;
     return std::pow(b.layer_lr_decay, static_cast<double>(layers + 1 - depth));
@@ -134,10 +177,10 @@ class BertTaskBase : public Task {
   /// Loads the pretrained weights (when any) into `model`, prints what happened, applies
   /// freezing and remembers the pretrained values for L2-SP.
   void start_from_pretrained(torch::nn::Module& model) {
-    const BertModelConfig& b = config_.model.bert;
+    const EncoderModelConfig& b = config_.model.encoder;
     if (!setup_.pretrained.empty()) {
       HfLoadReport report =
-          load_hf_weights(model, read_hf_weights(setup_.pretrained), setup_.pretrained, "bert");
+          load_hf_weights(model, pretrained_weights(), setup_.pretrained, setup_.prefix());
       std::cerr << "pretrained " << setup_.pretrained << ": " << report.summary() << "\n";
       if (b.l2sp > 0) {
         std::set<std::string> loaded(report.loaded.begin(), report.loaded.end());
@@ -151,28 +194,50 @@ class BertTaskBase : public Task {
     int64_t frozen = 0;
     for (const auto& p : model.named_parameters()) {
       const std::string& name = p.key();
-      bool freeze = b.freeze_embeddings && name.rfind("bert.embeddings.", 0) == 0;
+      const std::string base = setup_.prefix() + ".";
+      bool freeze = b.freeze_embeddings && name.rfind(base + "embeddings.", 0) == 0;
       for (int64_t i = 0; i < b.freeze_layers; ++i) {
-        freeze |= name.rfind("bert.encoder.layer." + std::to_string(i) + ".", 0) == 0;
+        freeze |= name.rfind(base + "encoder.layer." + std::to_string(i) + ".", 0) == 0;
       }
       if (freeze) {
         p.value().set_requires_grad(false);
         ++frozen;
       }
     }
-    if (b.freeze_layers > setup_.options.num_layers()) {
+    if (b.freeze_layers > setup_.num_layers()) {
       throw ConfigError("model.freeze_layers (" + std::to_string(b.freeze_layers) +
-                        ") exceeds the model's " + std::to_string(setup_.options.num_layers()) +
-                        " layers");
+                        ") exceeds the model's " + std::to_string(setup_.num_layers()) + " layers");
     }
     if (frozen > 0) std::cerr << "frozen: " << frozen << " parameter tensors\n";
+  }
+
+  /// The weights of the pretrained folder. A replaced_token_detection checkpoint
+  /// (generator.* and discriminator.*) gives its discriminator, as DeBERTa-v3's released models
+  /// are, unless the task is replaced_token_detection itself (keep_rtd_layout_).
+  NamedTensors pretrained_weights() const {
+    NamedTensors all = read_hf_weights(setup_.pretrained);
+    if (keep_rtd_layout_) return all;
+    const std::string prefix = "discriminator.";
+    torch::Tensor generator_word;
+    NamedTensors out;
+    for (auto& [name, t] : all) {
+      if (name == "generator.deberta.embeddings.word_embeddings.weight") generator_word = t;
+      if (name.rfind(prefix, 0) == 0) out.emplace_back(name.substr(prefix.size()), t);
+    }
+    if (out.empty()) return all;
+    if (setup_.raw.value("embedding_sharing", "") == "gdes" && generator_word.defined()) {
+      for (auto& [name, t] : out) {
+        if (name == "deberta.embeddings.word_embeddings.weight") t = t + generator_word;
+      }
+    }
+    return out;
   }
 
   /// model.lora_rank > 0: adapters on the layers named by model.lora_targets; only they and
   /// the task head (`head`, a regex over parameter names) train. Called for new runs and for
   /// checkpoints alike, so that the adapter parameters exist when a checkpoint is loaded.
   void apply_lora(torch::nn::Module& model, const std::string& head) {
-    const BertModelConfig& b = config_.model.bert;
+    const EncoderModelConfig& b = config_.model.encoder;
     if (b.lora_rank <= 0) return;
     try {
       const auto names =
@@ -189,9 +254,9 @@ class BertTaskBase : public Task {
 
   /// The adapters and the head alone (adapter.safetensors), beside the full model.
   void save_adapters(const std::string& dir, const torch::nn::Module& model) const {
-    if (config_.model.bert.lora_rank <= 0) return;
+    if (config_.model.encoder.lora_rank <= 0) return;
     save_safetensors(dir + "/adapter.safetensors", lora_state(model, lora_head_),
-                     {{"format", "pt"}, {"lora_targets", config_.model.bert.lora_targets}});
+                     {{"format", "pt"}, {"lora_targets", config_.model.encoder.lora_targets}});
   }
 
   void export_huggingface(const std::string& dir) override {
@@ -211,13 +276,14 @@ class BertTaskBase : public Task {
       torch::Tensor d = (w - w0.to(w.device())).pow(2).sum();
       total = total.defined() ? total + d : d;
     }
-    return total.defined() ? total * config_.model.bert.l2sp : total;
+    return total.defined() ? total * config_.model.encoder.l2sp : total;
   }
 
   /// vocab.txt, tokenizer_config.json, special_tokens_map.json and config.json: the folder is a
   /// HuggingFace model folder once model.safetensors is beside them.
   void write_hf_artifacts(const std::string& dir, const std::string& architecture,
-                          const std::vector<std::string>& labels) const {
+                          const std::vector<std::string>& labels,
+                          const nlohmann::json& extra = nlohmann::json::object()) const {
     setup_.tokenizer->save_vocab(dir + "/vocab.txt");
     nlohmann::json tc = {{"do_lower_case", setup_.tokenizer->options().lower_case},
                          {"tokenizer_class", "BertTokenizer"},
@@ -229,9 +295,17 @@ class BertTaskBase : public Task {
                          {"cls_token", "[CLS]"},
                          {"mask_token", "[MASK]"}};
     write_file_atomic(dir + "/special_tokens_map.json", st.dump(2) + "\n");
-    nlohmann::json c =
-        hf_bert_config_json(setup_.options, setup_.initializer_range, {architecture}, labels);
-    if (setup_.classifier_dropout >= 0) c["classifier_dropout"] = setup_.classifier_dropout;
+    nlohmann::json c;
+    if (setup_.deberta) {
+      c = hf_deberta_config_json(setup_.deberta_options, setup_.initializer_range, {architecture},
+                                 labels);
+      if (setup_.classifier_dropout >= 0) c["cls_dropout"] = setup_.classifier_dropout;
+    } else {
+      c = hf_bert_config_json(setup_.bert_options, setup_.initializer_range, {architecture},
+                              labels);
+      if (setup_.classifier_dropout >= 0) c["classifier_dropout"] = setup_.classifier_dropout;
+    }
+    c.update(extra);
     c["transformers_version"] = "4.19.0";
     write_file_atomic(dir + "/config.json", c.dump(2) + "\n");
   }
@@ -292,11 +366,27 @@ class BertTaskBase : public Task {
 
   ExperimentConfig config_;
   torch::Device device_;
-  BertSetup setup_;
+  EncoderSetup setup_;
   std::vector<std::pair<torch::Tensor, torch::Tensor>> anchors_;  // (weight, pretrained value)
   std::string lora_head_;
   std::optional<EpochBatches> batches_;
+  bool keep_rtd_layout_ = false;
 };
+
+/// An RTD model's discriminator as a DeBERTa checkpoint (deberta.*, mask_predictions.*). With
+/// gdes its word embeddings are the generator's plus the residual E_delta, folded as
+/// microsoft/DeBERTa does when it exports the discriminator.
+NamedTensors rtd_discriminator_tensors(DebertaRTDImpl& rtd) {
+  const torch::Tensor generator_word =
+      rtd.generator->deberta->embeddings->word_embeddings->weight.detach();
+  NamedTensors out;
+  for (auto& [name, t] : module_state(*rtd.discriminator)) {
+    const bool fold = rtd.sharing == EmbeddingSharing::kGDES &&
+                      name == "deberta.embeddings.word_embeddings.weight";
+    out.emplace_back(name, fold ? (generator_word + t.detach()) : t);
+  }
+  return out;
+}
 
 // ---------------------------------------------------------------- masked_lm
 
@@ -306,13 +396,21 @@ struct PretrainingExample {
   int64_t random_next = 0;  // NSP label: 1 = B is a random segment (HF: 0 = is next)
 };
 
-class MaskedLMTask : public BertTaskBase {
+/// `masked_lm` (BERT: MLM + NSP; DeBERTa: MLM through HuggingFace's head or the Enhanced Mask
+/// Decoder) and `replaced_token_detection` (DeBERTa-v3/ELECTRA: generator MLM + rtd_lambda *
+/// discriminator RTD). Exactly one of the model members is set.
+class PretrainingTask : public EncoderTaskBase {
  public:
-  MaskedLMTask(const ExperimentConfig& config, const std::string& artifacts_dir,
-               torch::Device device)
-      : BertTaskBase(config, device) {
-    if (config.model.type != "bert") {
-      throw ConfigError("model.type: task masked_lm takes bert, got '" + config.model.type + "'");
+  PretrainingTask(const ExperimentConfig& config, const std::string& artifacts_dir,
+                  torch::Device device, bool replaced_token_detection)
+      : EncoderTaskBase(config, device) {
+    const std::string& type = config.model.type;
+    if (replaced_token_detection && type != "deberta") {
+      throw ConfigError("model.type: task replaced_token_detection takes deberta, got '" + type +
+                        "'");
+    }
+    if (type != "bert" && type != "deberta") {
+      throw ConfigError("model.type: task masked_lm takes bert or deberta, got '" + type + "'");
     }
     if (artifacts_dir.empty() && config.data.train.empty()) {
       throw ConfigError("data.train: no training file given");
@@ -320,10 +418,34 @@ class MaskedLMTask : public BertTaskBase {
     std::vector<std::string> train_docs;
     if (artifacts_dir.empty()) train_docs = read_documents(config.data.train, file_options());
     setup_ = make_setup(config, artifacts_dir, [&] { return train_docs; });
-    model_ = BertForPreTraining(setup_.options);
-    model_->reset_parameters(setup_.initializer_range);
+    // DeBERTa has no next-sentence head.
+    nsp_ = config.data.next_sentence && !setup_.deberta;
+    const EncoderModelConfig& e = config.model.encoder;
+    std::string head;
+    if (replaced_token_detection) {
+      rtd_ = DebertaRTD(rtd_options());
+      rtd_->reset_parameters(setup_.initializer_range);
+      model_ = rtd_.ptr();
+      head = "^(generator\\.lm_predictions|discriminator\\.mask_predictions)\\.";
+      keep_rtd_layout_ = true;
+    } else if (setup_.deberta && e.emd) {
+      emd_ = DebertaMaskedLMWithEMD(setup_.deberta_options);
+      emd_->reset_parameters(setup_.initializer_range);
+      model_ = emd_.ptr();
+      head = "^lm_predictions\\.";
+    } else if (setup_.deberta) {
+      deberta_ = DebertaForMaskedLM(setup_.deberta_options);
+      deberta_->reset_parameters(setup_.initializer_range);
+      model_ = deberta_.ptr();
+      head = "^cls\\.";
+    } else {
+      bert_ = BertForPreTraining(setup_.bert_options);
+      bert_->reset_parameters(setup_.initializer_range);
+      model_ = bert_.ptr();
+      head = "^cls\\.";
+    }
     if (artifacts_dir.empty()) start_from_pretrained(*model_);
-    apply_lora(*model_, "^cls\\.");
+    apply_lora(*model_, head);
     if (artifacts_dir.empty()) {
       splits_[Split::kTrain] = make_examples(train_docs, config.seed);
       if (splits_[Split::kTrain].empty()) {
@@ -335,7 +457,7 @@ class MaskedLMTask : public BertTaskBase {
     model_->to(device_);
   }
 
-  std::shared_ptr<torch::nn::Module> model() override { return model_.ptr(); }
+  std::shared_ptr<torch::nn::Module> model() override { return model_; }
 
   int64_t batches_per_epoch() override {
     return train_batches(static_cast<int64_t>(split(Split::kTrain).size())).count();
@@ -351,7 +473,9 @@ class MaskedLMTask : public BertTaskBase {
     Masked m = mask(data, idx, rng);
     Losses l = losses(m);
     StepOutput step;
-    step.loss = l.nsp.defined() ? l.mlm + l.nsp : l.mlm;
+    step.loss = l.mlm;
+    if (l.nsp.defined()) step.loss = step.loss + l.nsp;
+    if (l.rtd.defined()) step.loss = step.loss + config_.model.encoder.rtd_lambda * l.rtd;
     const torch::Tensor penalty = l2sp_penalty();
     if (penalty.defined()) step.loss = step.loss + penalty;
     step.examples = static_cast<int64_t>(idx.size());
@@ -368,8 +492,13 @@ class MaskedLMTask : public BertTaskBase {
     torch::NoGradGuard no_grad;
     model_->eval();
     std::mt19937_64 rng(12345);  // the same masks at every evaluation
-    double mlm_sum = 0, nsp_sum = 0;
+    // The generator's samples too: a fixed seed, and the training run's RNG left as it was.
+    auto generator = at::detail::getDefaultCPUGenerator();
+    const torch::Tensor rng_state = generator.get_state();
+    generator.set_current_seed(12345);
+    double mlm_sum = 0, nsp_sum = 0, rtd_sum = 0;
     int64_t mlm_count = 0, mlm_correct = 0, nsp_correct = 0;
+    int64_t rtd_count = 0, rtd_correct = 0, true_positive = 0, predicted = 0, replaced = 0;
     for (const auto& idx : sequential_batches(n, config_.data.eval_batch_size)) {
       Masked m = mask(data, idx, rng);
       Losses l = losses(m, /*sum=*/true);
@@ -380,7 +509,17 @@ class MaskedLMTask : public BertTaskBase {
         nsp_sum += l.nsp.item<double>();
         nsp_correct += l.nsp_logits.argmax(-1).eq(m.nsp).sum().item<int64_t>();
       }
+      if (l.rtd.defined()) {
+        const torch::Tensor guess = l.rtd_logits.gt(0), truth = l.rtd_labels.gt(0.5);
+        rtd_sum += l.rtd.item<double>();
+        rtd_count += truth.numel();
+        rtd_correct += guess.eq(truth).sum().item<int64_t>();
+        true_positive += guess.logical_and(truth).sum().item<int64_t>();
+        predicted += guess.sum().item<int64_t>();
+        replaced += truth.sum().item<int64_t>();
+      }
     }
+    generator.set_state(rng_state);
     model_->train();
     Evaluation eval;
     const double mlm_loss = mlm_sum / std::max<int64_t>(mlm_count, 1);
@@ -388,22 +527,43 @@ class MaskedLMTask : public BertTaskBase {
     eval.metrics["perplexity"] = std::exp(mlm_loss);
     eval.metrics["mlm_accuracy"] = double(mlm_correct) / std::max<int64_t>(mlm_count, 1);
     eval.metrics["loss"] = mlm_loss;
-    if (config_.data.next_sentence) {
+    if (nsp_) {
       eval.metrics["nsp_loss"] = nsp_sum / n;
       eval.metrics["nsp_accuracy"] = double(nsp_correct) / n;
       eval.metrics["loss"] = mlm_loss + nsp_sum / n;
     }
+    if (rtd_) {
+      const double rtd_loss = rtd_sum / std::max<int64_t>(rtd_count, 1);
+      const double precision = double(true_positive) / std::max<int64_t>(predicted, 1);
+      const double recall = double(true_positive) / std::max<int64_t>(replaced, 1);
+      eval.metrics["rtd_loss"] = rtd_loss;
+      eval.metrics["rtd_accuracy"] = double(rtd_correct) / std::max<int64_t>(rtd_count, 1);
+      eval.metrics["replaced_precision"] = precision;
+      eval.metrics["replaced_recall"] = recall;
+      eval.metrics["replaced_f1"] =
+          precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0.0;
+      eval.metrics["loss"] = mlm_loss + config_.model.encoder.rtd_lambda * rtd_loss;
+    }
     eval.report = eval.metrics;
     eval.report["examples"] = n;
     eval.report["masked_tokens"] = mlm_count;
+    if (rtd_) eval.report["replaced_tokens"] = replaced;
     char line[256];
     std::snprintf(line, sizeof line,
-                  "examples %lld | masked tokens %lld | mlm accuracy %.4f | perplexity %.2f",
+                  "examples %lld | masked tokens %lld | %smlm accuracy %.4f | perplexity %.2f",
                   static_cast<long long>(n), static_cast<long long>(mlm_count),
-                  eval.metrics["mlm_accuracy"], eval.metrics["perplexity"]);
+                  rtd_ ? "generator " : "", eval.metrics["mlm_accuracy"],
+                  eval.metrics["perplexity"]);
     eval.table = line;
-    if (config_.data.next_sentence) {
+    if (nsp_) {
       std::snprintf(line, sizeof line, " | nsp accuracy %.4f", eval.metrics["nsp_accuracy"]);
+      eval.table += line;
+    }
+    if (rtd_) {
+      std::snprintf(line, sizeof line,
+                    " | discriminator accuracy %.4f | replaced-token F1 %.4f (%lld replaced)",
+                    eval.metrics["rtd_accuracy"], eval.metrics["replaced_f1"],
+                    static_cast<long long>(replaced));
       eval.table += line;
     }
     eval.table += "\n";
@@ -418,14 +578,17 @@ class MaskedLMTask : public BertTaskBase {
     std::vector<std::string> out;
     for (const auto& line : lines) {
       Encoding e = setup_.tokenizer->encode_pair(line, nullptr, config_.data.max_length, false);
-      const auto batch = pad({&e.input_ids}, {&e.token_type_ids});
-      const torch::Tensor hidden =
-          model_->bert->forward(batch.ids, batch.mask, batch.types).last_hidden_state[0];
+      Masked m;
+      m.batch = pad({&e.input_ids}, {&e.token_type_ids});
+      m.labels = m.batch.ids.eq(setup_.tokenizer->mask_id());  // the [MASK] positions
+      m.labels = torch::where(m.labels, m.batch.ids, torch::full_like(m.batch.ids, kIgnore));
+      const torch::Tensor logits = mlm_logits(m);  // (masks, V), in position order
       std::vector<int64_t> filled = e.input_ids;
       std::string candidates;
+      int64_t row = 0;
       for (size_t j = 0; j < e.input_ids.size(); ++j) {
         if (e.input_ids[j] != setup_.tokenizer->mask_id()) continue;
-        const torch::Tensor p = torch::softmax(model_->mlm_logits(hidden[j]), -1).cpu();
+        const torch::Tensor p = torch::softmax(logits[row++], -1).cpu();
         const auto [values, ids] = p.topk(5);
         filled[j] = ids[0].item<int64_t>();
         candidates += candidates.empty() ? "" : " || ";
@@ -452,8 +615,26 @@ class MaskedLMTask : public BertTaskBase {
   }
 
   void save_artifacts(const std::string& dir) const override {
-    write_hf_artifacts(dir, "BertForPreTraining", {});
+    // The HuggingFace class of the head; EMD and RTD keep microsoft/DeBERTa's layout, which
+    // HuggingFace loads as the bare DebertaV2Model (the heads are reported unused).
+    const char* architecture = bert_      ? "BertForPreTraining"
+                               : deberta_ ? "DebertaV2ForMaskedLM"
+                                          : "DebertaV2Model";
+    nlohmann::json extra = nlohmann::json::object();
+    // What pretrained_weights needs to rebuild the discriminator from this checkpoint.
+    if (rtd_) extra["embedding_sharing"] = rtd_->options.embedding_sharing();
+    write_hf_artifacts(dir, architecture, {}, extra);
     save_adapters(dir, *model_);
+  }
+
+  void export_huggingface(const std::string& dir) override {
+    if (!rtd_) return EncoderTaskBase::export_huggingface(dir);
+    // DeBERTa-v3's release: the discriminator alone, under DebertaV2Model's names.
+    merge_lora(*model_);
+    save_artifacts(dir);
+    std::remove((dir + "/adapter.safetensors").c_str());
+    save_safetensors(dir + "/model.safetensors", rtd_discriminator_tensors(*rtd_),
+                     {{"format", "pt"}});
   }
 
  private:
@@ -464,7 +645,52 @@ class MaskedLMTask : public BertTaskBase {
   };
   struct Losses {
     torch::Tensor mlm, nsp, mlm_logits, mlm_targets, nsp_logits;
+    /// RTD: the discriminator's loss, logits and 1/0 labels over the real tokens (M).
+    torch::Tensor rtd, rtd_logits, rtd_labels;
   };
+
+  /// The RTD model: the configured DeBERTa is the discriminator; the generator has
+  /// model.generator_width of its heads (hidden and intermediate sizes alike) and
+  /// model.generator_depth of its layers (at least 2: the Enhanced Mask Decoder reuses one).
+  DebertaRTDOptions rtd_options() const {
+    const EncoderModelConfig& e = config_.model.encoder;
+    const DebertaOptions& d = setup_.deberta_options;
+    const int64_t head_size = d.hidden_size() / d.num_heads();
+    const int64_t heads = std::max<int64_t>(1, std::lround(d.num_heads() * e.generator_width));
+    DebertaOptions g =
+        DebertaOptions(d)
+            .num_heads(heads)
+            .hidden_size(heads * head_size)
+            .intermediate_size(
+                std::max<int64_t>(1, std::lround(d.intermediate_size() * e.generator_width)))
+            .num_layers(std::max<int64_t>(2, std::lround(d.num_layers() * e.generator_depth)));
+    if (e.embedding_sharing != "none" && g.hidden_size() != d.hidden_size()) {
+      throw ConfigError("model.generator_width: embedding_sharing " + e.embedding_sharing +
+                        " shares the embedding matrix, so the generator must be as wide as the "
+                        "discriminator (generator_width 1); use embedding_sharing none for a "
+                        "narrower generator");
+    }
+    return DebertaRTDOptions(g, d).embedding_sharing(e.embedding_sharing).rtd_lambda(e.rtd_lambda);
+  }
+
+  /// The MLM logits (N, V) at the positions whose label is not kIgnore, row-major.
+  torch::Tensor mlm_logits(const Masked& m, BertModelOutput* bert_out = nullptr) {
+    const torch::Tensor picked = m.labels.ne(kIgnore);  // (B, T)
+    const Batch& b = m.batch;
+    if (bert_) {
+      BertModelOutput out = bert_->bert->forward(b.ids, b.mask, b.types);
+      torch::Tensor logits = bert_->mlm_logits(out.last_hidden_state.index({picked}));
+      if (bert_out) *bert_out = std::move(out);
+      return logits;
+    }
+    if (deberta_) {
+      const torch::Tensor hidden =
+          deberta_->deberta->forward(b.ids, b.mask, b.types).last_hidden_state;
+      return deberta_->mlm_logits(hidden.index({picked}));  // (N, V)
+    }
+    if (rtd_) return rtd_->generator->forward(b.ids, b.mask, picked.to(torch::kInt64)).logits;
+    return emd_->forward(b.ids, b.mask, picked.to(torch::kInt64), b.types).logits;  // (N, V)
+  }
 
   /// Builds examples as BERT's create_pretraining_data does: sentences of a document are packed
   /// into chunks of up to max_length - 3 tokens; with NSP a chunk is cut at a random sentence
@@ -479,7 +705,7 @@ class MaskedLMTask : public BertTaskBase {
         if (!ids.empty()) sentences[d].push_back(std::move(ids));
       }
     }
-    const bool nsp = config_.data.next_sentence;
+    const bool nsp = nsp_;
     const size_t target = static_cast<size_t>(config_.data.max_length - (nsp ? 3 : 2));
     std::mt19937_64 rng(seed);
     std::vector<PretrainingExample> out;
@@ -613,25 +839,41 @@ class MaskedLMTask : public BertTaskBase {
   }
 
   /// MLM cross-entropy on the masked positions only (the (B, T, V) logits are never built),
-  /// plus NSP cross-entropy; means, or sums with `sum`.
+  /// plus NSP cross-entropy (BERT) or the discriminator's BCE (RTD); means, or sums with `sum`.
   Losses losses(const Masked& m, bool sum = false) {
     namespace F = torch::nn::functional;
     F::CrossEntropyFuncOptions options;
     if (sum) options.reduction(torch::kSum);
-    BertModelOutput out = model_->bert->forward(m.batch.ids, m.batch.mask, m.batch.types);
-    const torch::Tensor picked = m.labels.ne(kIgnore);  // (B, T)
     Losses l;
-    l.mlm_targets = m.labels.masked_select(picked);                            // (N)
-    l.mlm_logits = model_->mlm_logits(out.last_hidden_state.index({picked}));  // (N, V)
-    l.mlm = F::cross_entropy(l.mlm_logits, l.mlm_targets, options);
-    if (config_.data.next_sentence) {
-      l.nsp_logits = model_->cls->seq_relationship(out.pooler_output);  // (B, 2)
-      l.nsp = F::cross_entropy(l.nsp_logits, m.nsp, options);
+    l.mlm_targets = m.labels.masked_select(m.labels.ne(kIgnore));  // (N)
+    if (rtd_) {
+      // DebertaRTD's labels: the original id at the targets, 0 elsewhere.
+      const torch::Tensor targets =
+          torch::where(m.labels.eq(kIgnore), torch::zeros_like(m.labels), m.labels);
+      DebertaRTDOutput out = rtd_->forward(m.batch.ids, m.batch.mask, targets);
+      const torch::Tensor keep = m.batch.mask.reshape({-1}).gt(0).nonzero().view({-1});  // (M)
+      l.mlm_logits = out.gen_logits;
+      l.rtd_logits = out.disc_logits.reshape({-1}).index_select(0, keep);
+      l.rtd_labels = out.disc_labels;
+      l.rtd = sum ? out.disc_loss.sum() : out.disc_loss.mean();
+    } else {
+      BertModelOutput bert_out;
+      l.mlm_logits = mlm_logits(m, &bert_out);  // (N, V)
+      if (nsp_) {
+        l.nsp_logits = bert_->cls->seq_relationship(bert_out.pooler_output);  // (B, 2)
+        l.nsp = F::cross_entropy(l.nsp_logits, m.nsp, options);
+      }
     }
+    l.mlm = F::cross_entropy(l.mlm_logits, l.mlm_targets, options);
     return l;
   }
 
-  BertForPreTraining model_{nullptr};
+  std::shared_ptr<torch::nn::Module> model_;
+  BertForPreTraining bert_{nullptr};
+  DebertaForMaskedLM deberta_{nullptr};
+  DebertaMaskedLMWithEMD emd_{nullptr};
+  DebertaRTD rtd_{nullptr};
+  bool nsp_ = false;
   std::map<Split, std::vector<PretrainingExample>> splits_;
 };
 
@@ -642,11 +884,11 @@ struct EncodedTexts {
   std::vector<int64_t> labels;
 };
 
-class BertClassificationTask : public BertTaskBase {
+class EncoderClassificationTask : public EncoderTaskBase {
  public:
-  BertClassificationTask(const ExperimentConfig& config, const std::string& artifacts_dir,
-                         torch::Device device)
-      : BertTaskBase(config, device) {
+  EncoderClassificationTask(const ExperimentConfig& config, const std::string& artifacts_dir,
+                            torch::Device device)
+      : EncoderTaskBase(config, device) {
     ClassificationData train;
     if (artifacts_dir.empty()) {
       if (config.data.train.empty()) throw ConfigError("data.train: no training file given");
@@ -668,8 +910,16 @@ class BertClassificationTask : public BertTaskBase {
       throw InputError("classification needs at least 2 labels; " + config.data.train + " has " +
                        std::to_string(labels_.size()));
     }
-    model_ = BertClassifier(setup_.options, labels_.size(), false, setup_.classifier_dropout);
-    model_->reset_parameters(setup_.initializer_range);
+    const int64_t n = labels_.size();
+    if (setup_.deberta) {
+      deberta_ = DebertaClassifier(setup_.deberta_options, n, setup_.classifier_dropout);
+      deberta_->reset_parameters(setup_.initializer_range);
+      model_ = deberta_.ptr();
+    } else {
+      bert_ = BertClassifier(setup_.bert_options, n, false, setup_.classifier_dropout);
+      bert_->reset_parameters(setup_.initializer_range);
+      model_ = bert_.ptr();
+    }
     if (artifacts_dir.empty()) start_from_pretrained(*model_);
     apply_lora(*model_, "^classifier\\.");
     if (artifacts_dir.empty()) {
@@ -680,7 +930,7 @@ class BertClassificationTask : public BertTaskBase {
     model_->to(device_);
   }
 
-  std::shared_ptr<torch::nn::Module> model() override { return model_.ptr(); }
+  std::shared_ptr<torch::nn::Module> model() override { return model_; }
 
   int64_t batches_per_epoch() override {
     return train_batches(static_cast<int64_t>(split(Split::kTrain).ids.size())).count();
@@ -695,18 +945,13 @@ class BertClassificationTask : public BertTaskBase {
     for (int64_t i : idx) labels.push_back(data.labels[i]);
     StepOutput step;
     step.tokens = b.mask.sum().item<int64_t>();
-    ClassifierBatch cb;
-    cb.model = model_.ptr().get();
-    cb.forward = [&] { return model_->forward(b.ids, b.mask); };
-    cb.labels = torch::tensor(labels).to(device_);
-    cb.set_embedding_hook = [this](TensorHook hook) {
-      model_->bert->embeddings->layer_norm_input_hook = std::move(hook);
-    };
-    cb.embedding_feeds_layer_norm = true;
-    cb.set_features_hook = [this](TensorHook hook) { model_->features_hook = std::move(hook); };
-    cb.merge_padding = [&b](const torch::Tensor& perm) {
-      b.mask = torch::maximum(b.mask, b.mask.index_select(0, perm));
-    };
+    ClassifierBatch cb = encoder_classifier_batch(
+        model_,
+        [this](const torch::Tensor& ids, const torch::Tensor& mask) { return forward(ids, mask); },
+        deberta_ ? &deberta_->deberta->embeddings->layer_norm_input_hook
+                 : &bert_->bert->embeddings->layer_norm_input_hook,
+        deberta_ ? &deberta_->features_hook : &bert_->features_hook, b.ids, b.mask,
+        torch::tensor(labels).to(device_));
     step.loss = classification_step_loss(config_.regularization, cb);
     const torch::Tensor penalty = l2sp_penalty();
     if (penalty.defined()) step.loss = step.loss + penalty;
@@ -759,7 +1004,9 @@ class BertClassificationTask : public BertTaskBase {
 
   void save_artifacts(const std::string& dir) const override {
     labels_.save(dir + "/labels.json");
-    write_hf_artifacts(dir, "BertForSequenceClassification", labels_.names());
+    write_hf_artifacts(
+        dir, deberta_ ? "DebertaV2ForSequenceClassification" : "BertForSequenceClassification",
+        labels_.names());
     save_adapters(dir, *model_);
   }
 
@@ -798,11 +1045,17 @@ class BertClassificationTask : public BertTaskBase {
 
   torch::Tensor logits(const EncodedTexts& data, const std::vector<int64_t>& idx) {
     Batch b = collate(data, idx);
-    return model_->forward(b.ids, b.mask);
+    return forward(b.ids, b.mask);
+  }
+
+  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& mask) {
+    return deberta_ ? deberta_->forward(ids, mask) : bert_->forward(ids, mask);
   }
 
   LabelMap labels_;
-  BertClassifier model_{nullptr};
+  std::shared_ptr<torch::nn::Module> model_;
+  BertClassifier bert_{nullptr};
+  DebertaClassifier deberta_{nullptr};
   std::map<Split, EncodedTexts> splits_;
   std::map<Split, int64_t> skipped_;
 };
@@ -811,13 +1064,19 @@ class BertClassificationTask : public BertTaskBase {
 
 std::unique_ptr<Task> make_masked_lm_task(const ExperimentConfig& config,
                                           const std::string& artifacts_dir, torch::Device device) {
-  return std::make_unique<MaskedLMTask>(config, artifacts_dir, device);
+  return std::make_unique<PretrainingTask>(config, artifacts_dir, device, false);
 }
 
-std::unique_ptr<Task> make_bert_classification_task(const ExperimentConfig& config,
-                                                    const std::string& artifacts_dir,
-                                                    torch::Device device) {
-  return std::make_unique<BertClassificationTask>(config, artifacts_dir, device);
+std::unique_ptr<Task> make_replaced_token_detection_task(const ExperimentConfig& config,
+                                                         const std::string& artifacts_dir,
+                                                         torch::Device device) {
+  return std::make_unique<PretrainingTask>(config, artifacts_dir, device, true);
+}
+
+std::unique_ptr<Task> make_encoder_classification_task(const ExperimentConfig& config,
+                                                       const std::string& artifacts_dir,
+                                                       torch::Device device) {
+  return std::make_unique<EncoderClassificationTask>(config, artifacts_dir, device);
 }
 
 }  // namespace nlpkit

@@ -354,7 +354,9 @@ Evaluation classification_evaluation(const ClassificationReport& report) {
 std::unique_ptr<Task> make_classification_task(const ExperimentConfig& config,
                                                const std::string& artifacts_dir,
                                                torch::Device device) {
-  if (config.model.type == "bert") return make_bert_classification_task(config, artifacts_dir, device);
+  if (config.model.type == "bert" || config.model.type == "deberta") {
+    return make_encoder_classification_task(config, artifacts_dir, device);
+  }
   return std::make_unique<ClassificationTask>(config, artifacts_dir, device);
 }
 

@@ -5,10 +5,14 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <numeric>
 
+#include "modules/deberta.h"
+#include "modules/deberta_pretraining.h"
 #include "modules/lora.h"
 #include "tests/test_util.h"
 #include "trainers/huggingface.h"
+#include "trainers/optim.h"
 #include "trainers/registry.h"
 #include "trainers/trainer.h"
 
@@ -230,7 +234,241 @@ TEST_F(BertTaskTest, BertNeedsTheWordPieceTokenizer) {
       make_task(config("bert_classifier.yaml", {"tokenizer.type=whitespace"}), "", torch::kCPU),
       "tokenizer.type: model.type bert needs the wordpiece tokenizer");
   EXPECT_ERROR(make_task(config("classifier.yaml", {"task=masked_lm"}), "", torch::kCPU),
-               "task masked_lm takes bert, got 'text_cnn_bilstm_attention'");
+               "task masked_lm takes bert or deberta, got 'text_cnn_bilstm_attention'");
+}
+
+// ---------------------------------------------------------------- DeBERTa
+
+double mean(std::vector<double>::const_iterator begin, std::vector<double>::const_iterator end) {
+  return std::accumulate(begin, end, 0.0) / static_cast<double>(std::distance(begin, end));
+}
+
+std::map<std::string, torch::Tensor> state_map(const torch::nn::Module& m) {
+  std::map<std::string, torch::Tensor> out;
+  for (auto& [n, t] : module_state(m)) out[n] = t;
+  return out;
+}
+
+TEST_F(BertTaskTest, DebertaClassifierTrainsAndExportsBitIdentically) {
+  ExperimentConfig c = config("deberta_classifier.yaml", {});
+  std::unique_ptr<Task> task;
+  FitResult r = train(c, &task);
+  ASSERT_GE(r.losses.size(), 16u);
+  // The mean loss of the last epoch's batches is below the first epoch's.
+  EXPECT_LT(mean(r.losses.end() - 8, r.losses.end()), mean(r.losses.begin(), r.losses.begin() + 8));
+  EXPECT_TRUE(task->evaluate(Split::kValid).metrics.count("macro_f1"));
+  EXPECT_EQ(read_hf_deberta_config(r.last_checkpoint).architectures,
+            std::vector<std::string>{"DebertaV2ForSequenceClassification"});
+
+  // Checkpoint -> task -> HuggingFace folder -> DebertaClassifier: the same tensors, bit for bit.
+  auto reloaded =
+      make_task(load_config(r.last_checkpoint + "/config.yaml"), r.last_checkpoint, torch::kCPU);
+  load_weights(*reloaded, r.last_checkpoint);
+  const std::string out = (dir_ / "export").string();
+  fs::create_directories(out);
+  reloaded->export_huggingface(out);
+  HfDebertaConfig hf = read_hf_deberta_config(out);
+  EXPECT_EQ(hf.labels, (std::vector<std::string>{"ham", "spam"}));
+  const DebertaOptions& o = hf.options;
+  EXPECT_EQ(o.position_buckets(), 16);
+  EXPECT_EQ(o.pos_att_type(), "p2c|c2p");
+  EXPECT_TRUE(o.relative_attention() && o.share_att_key());
+  EXPECT_EQ(o.norm_rel_ebd(), "layer_norm");
+  DebertaClassifier again(o, 2, hf.classifier_dropout);
+  HfLoadReport report = load_hf_weights(*again, read_hf_weights(out), out, "deberta");
+  EXPECT_TRUE(report.initialized.empty() && report.unexpected.empty()) << report.summary();
+  auto theirs = state_map(*again);
+  for (const auto& [n, t] : module_state(*reloaded->model())) {
+    EXPECT_TRUE(t.equal(theirs[n])) << n;
+  }
+  again->eval();
+  reloaded->model()->eval();
+  auto ids = torch::tensor({{2, 10, 11, 12, 3, 0}}, torch::kInt64);
+  auto mask = torch::tensor({{1, 1, 1, 1, 1, 0}}, torch::kInt64);
+  torch::Tensor expected;
+  {
+    torch::NoGradGuard no_grad;
+    expected = reloaded->model()->as<DebertaClassifier>()->forward(ids, mask);
+    EXPECT_TRUE(again->forward(ids, mask).equal(expected));
+  }
+  // nlpkit forward reads the folder as DebertaV2ForSequenceClassification.
+  NamedTensors result = hf_forward(out, {{"input_ids", ids}, {"attention_mask", mask}});
+  EXPECT_EQ(result.back().first, "logits");
+  EXPECT_TRUE(result.back().second.equal(expected));
+}
+
+TEST_F(BertTaskTest, DebertaClassifierTrainsWithEachRegularizer) {
+  for (const std::vector<std::string>& o :
+       {std::vector<std::string>{"regularization.sift.weight=1"},
+        {"regularization.rdrop.alpha=0.5"},
+        {"regularization.mixup.alpha=0.4", "regularization.mixup.level=embedding"}}) {
+    std::vector<std::string> overrides = o;
+    overrides.push_back("trainer.max_steps=3");
+    FitResult r = train(config("deberta_classifier.yaml", overrides));
+    ASSERT_EQ(r.losses.size(), 3u) << o[0];
+    for (double l : r.losses) EXPECT_TRUE(std::isfinite(l)) << o[0];
+  }
+}
+
+TEST_F(BertTaskTest, DebertaMaskedLmWithEmdAndWithHuggingFacesHead) {
+  for (const char* emd : {"true", "false"}) {
+    SCOPED_TRACE(emd);
+    ExperimentConfig c = config("deberta_mlm.yaml", {std::string("model.emd=") + emd,
+                                                     "output_dir=" + (dir_ / emd).string()});
+    std::unique_ptr<Task> task;
+    FitResult r = train(c, &task);
+    ASSERT_EQ(r.losses.size(), 32u);  // 4 epochs of 8 batches
+    EXPECT_LT(mean(r.losses.end() - 8, r.losses.end()),
+              mean(r.losses.begin(), r.losses.begin() + 8) - 0.5);
+    Evaluation e = task->evaluate(Split::kValid);
+    EXPECT_FALSE(e.metrics.count("nsp_accuracy"));
+    EXPECT_GT(e.metrics["mlm_accuracy"], 0.05);
+    EXPECT_EQ(task->evaluate(Split::kValid).metrics["mlm_loss"], e.metrics["mlm_loss"]);
+    const auto lines = task->predict({"free [MASK] prize", "no mask here"});
+    EXPECT_NE(lines[0].find('\t'), std::string::npos);
+    EXPECT_EQ(lines[1].find('\t'), std::string::npos);
+    const bool has_emd = state_map(*task->model()).count("lm_predictions.lm_head.dense.weight");
+    EXPECT_EQ(has_emd, std::string(emd) == "true");
+  }
+  // Fine-tuning from the EMD run: its encoder arrives, the EMD head is left out.
+  ExperimentConfig c =
+      config("deberta_classifier.yaml", {"model.pretrained=" + (dir_ / "true").string(),
+                                         "model.layer_lr_decay=0.5", "model.freeze_layers=1"});
+  auto task = make_task(c, "", torch::kCPU);
+  const std::string ckpt = find_checkpoint((dir_ / "true").string());
+  std::map<std::string, torch::Tensor> file;
+  for (auto& [n, t] : load_safetensors(ckpt + "/model.safetensors").tensors) file[n] = t;
+  int64_t loaded = 0;
+  for (const auto& [n, t] : module_state(*task->model())) {
+    if (file.count(n)) {
+      EXPECT_TRUE(t.equal(file[n])) << n;
+      ++loaded;
+    }
+  }
+  EXPECT_GT(loaded, 30);
+  EXPECT_DOUBLE_EQ(task->lr_scale("deberta.encoder.layer.1.output.dense.weight"), 0.5);
+  EXPECT_DOUBLE_EQ(task->lr_scale("deberta.embeddings.word_embeddings.weight"), 0.125);
+  EXPECT_DOUBLE_EQ(task->lr_scale("deberta.encoder.rel_embeddings.weight"), 1.0);
+  EXPECT_DOUBLE_EQ(task->lr_scale("classifier.weight"), 1.0);
+  for (const auto& p : task->model()->named_parameters()) {
+    EXPECT_EQ(p.value().requires_grad(), p.key().rfind("deberta.encoder.layer.0.", 0) != 0)
+        << p.key();
+  }
+}
+
+TEST_F(BertTaskTest, DebertaFineTunesAHuggingFaceFolderWithLora) {
+  // The DeBERTa-v3 fixture (vocab 100) with a 100-entry vocab.txt of our own beside it.
+  const std::string fixture = kSrc + "/tests/data/golden/deberta_v3_tiny";
+  const fs::path hf = dir_ / "hf";
+  fs::create_directories(hf);
+  fs::copy_file(fixture + "/config.json", hf / "config.json");
+  fs::copy_file(fixture + "/model.safetensors", hf / "model.safetensors");
+  std::string vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n";
+  for (char ch = 'a'; ch <= 'z'; ++ch) vocab += std::string(1, ch) + "\n##" + ch + "\n";
+  for (int i = 0; i < 43; ++i) vocab += "w" + std::to_string(i) + "\n";
+  write("hf/vocab.txt", vocab);
+  ExperimentConfig c =
+      config("deberta_classifier.yaml",
+             {"model.pretrained=" + hf.string(), "model.lora_rank=2", "trainer.max_steps=2"});
+  std::unique_ptr<Task> task;
+  FitResult r = train(c, &task);
+  EXPECT_EQ(r.losses.size(), 2u);
+  int64_t adapters = 0;
+  for (const auto& p : task->model()->named_parameters()) {
+    const bool lora = p.key().find("lora_") != std::string::npos;
+    adapters += lora;
+    EXPECT_EQ(p.value().requires_grad(), lora || p.key().rfind("classifier.", 0) == 0) << p.key();
+  }
+  EXPECT_EQ(adapters, 2 * 2 * 2);  // query_proj and value_proj of 2 layers, A and B each
+  // A BERT folder is not a DeBERTa one.
+  EXPECT_ERROR(make_task(config("deberta_classifier.yaml", {"model.pretrained=" + kFixture}), "",
+                         torch::kCPU),
+               "model_type is 'bert', expected 'deberta-v2'");
+}
+
+TEST_F(BertTaskTest, ReplacedTokenDetectionLearnsAndHandsOverItsDiscriminator) {
+  ExperimentConfig c = config("deberta_rtd.yaml", {});
+  std::unique_ptr<Task> task;
+  FitResult r = train(c, &task);
+  ASSERT_EQ(r.losses.size(), 32u);
+  EXPECT_LT(mean(r.losses.end() - 8, r.losses.end()),
+            mean(r.losses.begin(), r.losses.begin() + 8) - 2.0);
+  Evaluation e = task->evaluate(Split::kValid);
+  for (const char* m : {"mlm_accuracy", "rtd_loss", "rtd_accuracy", "replaced_f1",
+                        "replaced_precision", "replaced_recall"}) {
+    EXPECT_TRUE(e.metrics.count(m)) << m;
+  }
+  EXPECT_GT(e.metrics["rtd_accuracy"], 0.8);  // most tokens are original
+  EXPECT_EQ(task->evaluate(Split::kValid).metrics["rtd_loss"], e.metrics["rtd_loss"]);
+  auto* rtd = task->model()->as<DebertaRTDImpl>();
+  ASSERT_NE(rtd, nullptr);
+  EXPECT_EQ(rtd->generator->options.num_layers(), 2);  // generator_depth 0.5 of 4
+  EXPECT_EQ(rtd->generator->options.hidden_size(), 32);
+
+  // Fine-tuning from the RTD run takes its discriminator; with gdes its word embeddings are
+  // the generator's plus the residual.
+  std::map<std::string, torch::Tensor> file;
+  for (auto& [n, t] : load_safetensors(r.last_checkpoint + "/model.safetensors").tensors)
+    file[n] = t;
+  auto ft =
+      make_task(config("deberta_classifier.yaml", {"model.pretrained=" + (dir_ / "run").string(),
+                                                   "output_dir=" + (dir_ / "ft").string()}),
+                "", torch::kCPU);
+  auto ours = state_map(*ft->model());
+  EXPECT_TRUE(ours["deberta.embeddings.word_embeddings.weight"].equal(
+      file["generator.deberta.embeddings.word_embeddings.weight"] +
+      file["discriminator.deberta.embeddings.word_embeddings.weight"]));
+  EXPECT_TRUE(ours["deberta.encoder.layer.3.attention.self.query_proj.weight"].equal(
+      file["discriminator.deberta.encoder.layer.3.attention.self.query_proj.weight"]));
+
+  // The HuggingFace export is the discriminator alone, embeddings folded.
+  const std::string out = (dir_ / "export").string();
+  fs::create_directories(out);
+  task->export_huggingface(out);
+  std::map<std::string, torch::Tensor> exported;
+  for (auto& [n, t] : load_safetensors(out + "/model.safetensors").tensors) exported[n] = t;
+  EXPECT_TRUE(exported.count("mask_predictions.classifier.weight"));
+  for (const auto& [n, t] : exported) EXPECT_EQ(n.rfind("generator.", 0), std::string::npos) << n;
+  EXPECT_TRUE(exported["deberta.embeddings.word_embeddings.weight"].equal(
+      ours["deberta.embeddings.word_embeddings.weight"]));
+  EXPECT_EQ(read_hf_deberta_config(out).options.num_layers(), 4);
+}
+
+TEST_F(BertTaskTest, ReplacedTokenDetectionSharingModesAndBadOptions) {
+  // es: one matrix under two names, optimised once.
+  std::unique_ptr<Task> task;
+  FitResult r = train(
+      config("deberta_rtd.yaml", {"model.embedding_sharing=es", "trainer.max_steps=3"}), &task);
+  EXPECT_EQ(r.losses.size(), 3u);
+  auto* rtd = task->model()->as<DebertaRTDImpl>();
+  EXPECT_TRUE(rtd->discriminator->deberta->embeddings->word_embeddings->weight.is_same(
+      rtd->generator->deberta->embeddings->word_embeddings->weight));
+  int64_t listed = 0;
+  for (const auto& g : parameter_groups(*task->model())) listed += g.params.size();
+  EXPECT_EQ(listed, static_cast<int64_t>(rtd->unique_parameters().size()));
+  // none: a narrower generator.
+  auto narrow = make_task(
+      config("deberta_rtd.yaml", {"model.embedding_sharing=none", "model.generator_width=0.5"}), "",
+      torch::kCPU);
+  EXPECT_EQ(narrow->model()->as<DebertaRTDImpl>()->generator->options.hidden_size(), 16);
+  EXPECT_ERROR(
+      make_task(config("deberta_rtd.yaml", {"model.generator_width=0.5"}), "", torch::kCPU),
+      "model.generator_width: embedding_sharing gdes shares the embedding matrix");
+  EXPECT_ERROR(
+      make_task(config("bert_mlm.yaml", {"task=replaced_token_detection"}), "", torch::kCPU),
+      "task replaced_token_detection takes deberta, got 'bert'");
+}
+
+TEST_F(BertTaskTest, DebertaConfigErrorsNameTheKey) {
+  write("d.yaml",
+        "task: classification\nmodel:\n  type: deberta\n  max_position_embeddings: 64\n"
+        "  position_buckets: 128\n");
+  EXPECT_ERROR(load_config((dir_ / "d.yaml").string()),
+               "d.yaml:5:21: model.position_buckets: 128 must not exceed "
+               "model.max_position_embeddings (64)");
+  write("e.yaml", "task: classification\nmodel:\n  type: deberta\n  pos_att_type: c2p|p2p\n");
+  EXPECT_ERROR(load_config((dir_ / "e.yaml").string()),
+               "e.yaml:4:17: model.pos_att_type: unknown value 'c2p|p2p'");
 }
 
 TEST(BertForward, MatchesTheFixtureUnderHuggingFaceNames) {
