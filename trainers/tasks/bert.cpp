@@ -11,6 +11,8 @@
 #include "datasets/batching.h"
 #include "datasets/file_io.h"
 #include "datasets/text_classification.h"
+#include "datasets/pretrained_tokenizer.h"
+#include "datasets/sentencepiece.h"
 #include "datasets/wordpiece.h"
 #include "modules/bert.h"
 #include "modules/lora.h"
@@ -29,23 +31,10 @@ constexpr int64_t kIgnore = -100;
 
 // ---------------------------------------------------------------- shared set-up
 
-/// do_lower_case from tokenizer_config.json when the folder has one.
-bool folder_lowercase(const std::string& dir, bool fallback) {
-  const fs::path file = fs::path(dir) / "tokenizer_config.json";
-  if (!fs::exists(file)) return fallback;
-  try {
-    const auto j = nlohmann::json::parse(detail::read_file(file.string(), "tokenizer config"));
-    if (j.contains("do_lower_case") && j["do_lower_case"].is_boolean()) return j["do_lower_case"];
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(file.string() + ": invalid JSON: " + e.what());
-  }
-  return fallback;
-}
-
 /// What every BERT task needs before its model: the tokenizer, the architecture and, when
 /// fine-tuning, the pretrained folder.
 struct BertSetup {
-  std::unique_ptr<WordPieceTokenizer> tokenizer;
+  std::unique_ptr<SubwordTokenizer> tokenizer;  // WordPiece or SentencePiece
   BertOptions options;
   double initializer_range = 0.02;
   double classifier_dropout = -1;
@@ -53,19 +42,45 @@ struct BertSetup {
   std::vector<std::string> labels;  // id2label of the folder's config.json
 };
 
+/// The tokenizer of a new model (tokenizer.type wordpiece or sentencepiece): the configured
+/// vocab.txt / spm.model, else one learned from `texts` (the training documents).
+std::unique_ptr<SubwordTokenizer> new_tokenizer(
+    const ExperimentConfig& config, const std::function<std::vector<std::string>()>& texts) {
+  const TokenizerConfig& t = config.tokenizer;
+  const int64_t size = config.data.max_vocab_size > 0 ? config.data.max_vocab_size : 8000;
+  if (t.type == "sentencepiece") {
+    if (!t.model.empty()) {
+      return std::make_unique<SentencePieceTokenizer>(SentencePieceTokenizer::from_file(t.model));
+    }
+    std::cerr << "learning a " << size << "-piece SentencePiece model from " << config.data.train
+              << "\n";
+    return std::make_unique<SentencePieceTokenizer>(train_sentencepiece(texts(), size, {}));
+  }
+  WordPieceOptions wo;
+  wo.lower_case = t.lowercase;
+  if (!t.vocab.empty()) {
+    return std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_file(t.vocab, wo));
+  }
+  std::cerr << "learning a " << size << "-entry WordPiece vocabulary from " << config.data.train
+            << "\n";
+  return std::make_unique<WordPieceTokenizer>(
+      train_wordpiece(texts(), size, wo, std::max<int64_t>(2, config.data.min_freq)), wo);
+}
+
 /// `texts` (the training documents) are used only to learn a vocabulary when there is neither
-/// a checkpoint, a pretrained folder nor tokenizer.vocab.
+/// a checkpoint, a pretrained folder nor tokenizer.vocab / tokenizer.model.
 BertSetup make_setup(const ExperimentConfig& config, const std::string& artifacts_dir,
                      const std::function<std::vector<std::string>()>& texts) {
-  if (config.tokenizer.type != "wordpiece") {
-    throw ConfigError("tokenizer.type: model.type bert needs the wordpiece tokenizer, got '" +
-                      config.tokenizer.type + "'");
+  if (config.tokenizer.type != "wordpiece" && config.tokenizer.type != "sentencepiece") {
+    throw ConfigError(
+        "tokenizer.type: model.type bert needs a subword tokenizer, wordpiece or sentencepiece, "
+        "got '" +
+        config.tokenizer.type + "'");
   }
   BertSetup s;
   const BertModelConfig& b = config.model.bert;
-  WordPieceOptions wo;
-  wo.lower_case = config.tokenizer.lowercase;
-  // The folder whose config.json and vocab.txt decide: the checkpoint, else the pretrained one.
+  // The folder whose config.json and tokenizer files decide: the checkpoint, else the
+  // pretrained one.
   s.pretrained =
       artifacts_dir.empty() ? resolve_model_folder(b.pretrained, "model.pretrained") : "";
   const std::string folder = !artifacts_dir.empty() ? artifacts_dir : s.pretrained;
@@ -75,27 +90,16 @@ BertSetup make_setup(const ExperimentConfig& config, const std::string& artifact
     s.initializer_range = hf.initializer_range;
     s.classifier_dropout = hf.classifier_dropout;
     s.labels = hf.labels;
-    wo.lower_case = folder_lowercase(folder, wo.lower_case);
-    const std::string vocab = (fs::path(folder) / "vocab.txt").string();
-    if (!fs::exists(vocab))
-      throw InputError(folder + " has no vocab.txt (BERT's WordPiece vocabulary)");
-    s.tokenizer = std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_file(vocab, wo));
+    s.tokenizer =
+        load_pretrained_tokenizer(folder, config.tokenizer.lowercase, config.tokenizer.type);
     if (s.tokenizer->vocab_size() > s.options.vocab_size()) {
-      throw InputError(vocab + " has " + std::to_string(s.tokenizer->vocab_size()) +
+      throw InputError(folder + ": the " + s.tokenizer->type() + " vocabulary has " +
+                       std::to_string(s.tokenizer->vocab_size()) +
                        " entries, more than config.json's vocab_size " +
                        std::to_string(s.options.vocab_size()));
     }
   } else {
-    if (!config.tokenizer.vocab.empty()) {
-      s.tokenizer = std::make_unique<WordPieceTokenizer>(
-          WordPieceTokenizer::from_file(config.tokenizer.vocab, wo));
-    } else {
-      const int64_t size = config.data.max_vocab_size > 0 ? config.data.max_vocab_size : 8000;
-      std::cerr << "learning a " << size << "-entry WordPiece vocabulary from " << config.data.train
-                << "\n";
-      s.tokenizer = std::make_unique<WordPieceTokenizer>(
-          train_wordpiece(texts(), size, wo, std::max<int64_t>(2, config.data.min_freq)), wo);
-    }
+    s.tokenizer = new_tokenizer(config, texts);
     s.options = b.options;
     s.options.vocab_size(s.tokenizer->vocab_size()).pad_id(s.tokenizer->pad_id());
     s.initializer_range = b.initializer_range;
@@ -214,21 +218,11 @@ class BertTaskBase : public Task {
     return total.defined() ? total * config_.model.bert.l2sp : total;
   }
 
-  /// vocab.txt, tokenizer_config.json, special_tokens_map.json and config.json: the folder is a
-  /// HuggingFace model folder once model.safetensors is beside them.
+  /// The tokenizer files (vocab.txt or spm.model, tokenizer_config.json, ...) and config.json:
+  /// the folder is a HuggingFace model folder once model.safetensors is beside them.
   void write_hf_artifacts(const std::string& dir, const std::string& architecture,
                           const std::vector<std::string>& labels) const {
-    setup_.tokenizer->save_vocab(dir + "/vocab.txt");
-    nlohmann::json tc = {{"do_lower_case", setup_.tokenizer->options().lower_case},
-                         {"tokenizer_class", "BertTokenizer"},
-                         {"model_max_length", config_.data.max_length}};
-    write_file_atomic(dir + "/tokenizer_config.json", tc.dump(2) + "\n");
-    nlohmann::json st = {{"unk_token", "[UNK]"},
-                         {"sep_token", "[SEP]"},
-                         {"pad_token", "[PAD]"},
-                         {"cls_token", "[CLS]"},
-                         {"mask_token", "[MASK]"}};
-    write_file_atomic(dir + "/special_tokens_map.json", st.dump(2) + "\n");
+    setup_.tokenizer->save_pretrained(dir, config_.data.max_length);
     nlohmann::json c =
         hf_bert_config_json(setup_.options, setup_.initializer_range, {architecture}, labels);
     if (setup_.classifier_dropout >= 0) c["classifier_dropout"] = setup_.classifier_dropout;
@@ -471,7 +465,7 @@ class MaskedLMTask : public BertTaskBase {
   /// boundary into A and B, and half the time B is replaced by text from another document.
   std::vector<PretrainingExample> make_examples(const std::vector<std::string>& docs,
                                                 uint64_t seed) const {
-    const WordPieceTokenizer& tok = *setup_.tokenizer;
+    const SubwordTokenizer& tok = *setup_.tokenizer;
     std::vector<std::vector<std::vector<int64_t>>> sentences(docs.size());
     for (size_t d = 0; d < docs.size(); ++d) {
       for (const auto& s : split_sentences(docs[d])) {
@@ -549,7 +543,7 @@ class MaskedLMTask : public BertTaskBase {
   /// and replaces 80% of them by [MASK], 10% by a random token and leaves 10%, as BERT does.
   Masked mask(const std::vector<PretrainingExample>& data, const std::vector<int64_t>& idx,
               std::mt19937_64& rng) const {
-    const WordPieceTokenizer& tok = *setup_.tokenizer;
+    const SubwordTokenizer& tok = *setup_.tokenizer;
     std::vector<std::vector<int64_t>> ids;
     std::vector<std::vector<int64_t>> labels;
     std::vector<const std::vector<int64_t>*> types;
@@ -561,8 +555,7 @@ class MaskedLMTask : public BertTaskBase {
       std::vector<std::vector<size_t>> units;
       for (size_t j = 0; j < x.size(); ++j) {
         if (tok.is_special_id(x[j])) continue;
-        const std::string& piece = tok.id_to_token(x[j]);
-        const bool continuation = piece.size() > 2 && piece.compare(0, 2, "##") == 0;
+        const bool continuation = tok.continues_word(x[j]);
         if (config_.data.whole_word_mask && continuation && !units.empty() &&
             units.back().back() + 1 == j) {
           units.back().push_back(j);
