@@ -326,6 +326,7 @@ SentencePieceTokenizer train_sentencepiece(const std::vector<std::string>& lines
       // Mail bodies and documents are often one long line; SentencePiece drops lines over
       // 4192 bytes by default.
       {"max_sentence_length", std::to_string(1 << 20)},
+      {"hard_vocab_limit", options.hard_vocab_limit ? "true" : "false"},
       // No log lines: see datasets/sentencepiece_backend.cpp (kQuiet).
       {"minloglevel", "3"},
   };

@@ -115,9 +115,13 @@ struct SentencePieceTrainOptions {
   /// Reserve [MASK] as piece 4. False = DeBERTa-v3's exact layout, where [MASK] is no piece
   /// and the tokenizer adds it after the pieces (id vocab_size; vocab_size() is then one more).
   bool mask_piece = true;
+  /// vocab_size exactly (an error when the corpus cannot fill it); false = at most vocab_size
+  /// (unigram only; what a task learning from its training split wants).
+  bool hard_vocab_limit = true;
 };
 
-/// Learns an spm.model of exactly vocab_size pieces from text lines with SentencePieceTrainer.
+/// Learns an spm.model of vocab_size pieces (see hard_vocab_limit) from text lines with
+/// SentencePieceTrainer.
 /// The DeBERTa-v3 special tokens are reserved first: [PAD]=0 [CLS]=1 [SEP]=2 [UNK]=3 (pad, bos,
 /// eos and unknown pieces) and [MASK]=4 (a user-defined piece, so that it is never split;
 /// see mask_piece).

@@ -269,7 +269,11 @@ TEST(SentencepieceTrainTest, RejectsBadArguments) {
                "SentencePiece model_type must be unigram or bpe, found 'word'");
   EXPECT_ERROR(train_sentencepiece({"", "  "}, 40, {}), "the corpus has no text");
   EXPECT_ERROR(train_sentencepiece(corpus(), 5000, {}),
-               "SentencePiece training failed: Vocabulary size too high (5000)");
+               "SentencePiece training failed: Vocabulary size too high (5000). Please set it to "
+               "a value <= 64.");
+  SentencePieceTrainOptions soft;
+  soft.hard_vocab_limit = false;  // at most 5000: what the corpus gives
+  EXPECT_EQ(train_sentencepiece(corpus(), 5000, soft).vocab_size(), 64);
 }
 
 }  // namespace

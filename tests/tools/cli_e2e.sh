@@ -122,18 +122,18 @@ expect 2 "tokenizer.vocab: tokenizer.type wordpiece needs a vocab.txt" -- "$nlpk
 
 # SentencePiece: learn an spm.model (+ spm.vocab), encode standard input, bad input.
 for r in 1 2 3 4 5 6 7 8; do printf 'the cat sat on the mat\nthe dog sat on the log\nthe cat and the dog\n'; done > "$tmp/spm_corpus.txt"
-expect 0 "wrote $tmp/spm.model and $tmp/spm.vocab (40 pieces" -- "$nlpkit" tokenizer train --type sentencepiece "$tmp/spm_corpus.txt" --vocab-size 40 --output "$tmp/spm.model"
-[[ "$(head -5 "$tmp/spm.vocab" | cut -f1 | tr '\n' ' ')" == "[PAD] [CLS] [SEP] [UNK] [MASK] " && $(wc -l < "$tmp/spm.vocab") -eq 40 ]] && ok || bad "spm.vocab: $(head -6 "$tmp/spm.vocab" | tr '\n' ' ')"
+expect 0 "wrote $tmp/spm.model and $tmp/spm.vocab (30 pieces" -- "$nlpkit" tokenizer train --type sentencepiece "$tmp/spm_corpus.txt" --vocab-size 30 --model-type bpe --output "$tmp/spm.model"
+[[ "$(head -5 "$tmp/spm.vocab" | cut -f1 | tr '\n' ' ')" == "[PAD] [CLS] [SEP] [UNK] [MASK] " && $(wc -l < "$tmp/spm.vocab") -eq 30 ]] && ok || bad "spm.vocab: $(head -6 "$tmp/spm.vocab" | tr '\n' ' ')"
 out=$(printf 'the cat\nthe [MASK] dog\n' | "$nlpkit" tokenizer encode --type sentencepiece --model "$tmp/spm.model" --add-special-tokens 2>&1)
 [[ "$out" == '{"tokens":["[CLS]","▁the","▁cat","[SEP]"],"ids":[1,'*',2]}
-{"tokens":["[CLS]","▁the","[MASK]","▁dog","[SEP]"],"ids":[1,'*',4,'*',2]}' ]] && ok || bad "sentencepiece encode: $out"
+{"tokens":["[CLS]","▁the","[MASK]",'*'"[SEP]"],"ids":[1,'*',4,'*',2]}' ]] && ok || bad "sentencepiece encode: $out"
 expect 2 "error: SentencePiece model file not found: $tmp/none.model" -- "$nlpkit" tokenizer encode --type sentencepiece --model "$tmp/none.model"
 printf 'not a model' > "$tmp/bad.model"
 expect 2 "error: $tmp/bad.model: not a SentencePiece model" -- "$nlpkit" tokenizer encode --type sentencepiece --model "$tmp/bad.model"
 expect 2 "error: tokenizer encode: --type sentencepiece needs --model spm.model" -- "$nlpkit" tokenizer encode --type sentencepiece --vocab "$golden"
 expect 2 "error: SentencePiece training failed: Vocabulary size too high" -- "$nlpkit" tokenizer train --type sentencepiece "$tmp/spm_corpus.txt" --vocab-size 5000 --output "$tmp/big.model"
 [[ ! -e "$tmp/big.model" ]] && ok || bad "a failed tokenizer train left $tmp/big.model behind"
-expect 2 "error: SentencePiece model_type must be unigram or bpe, found 'word'" -- "$nlpkit" tokenizer train --type sentencepiece "$tmp/spm_corpus.txt" --vocab-size 40 --model-type word --output "$tmp/word.model"
+expect 2 "error: SentencePiece model_type must be unigram or bpe, found 'word'" -- "$nlpkit" tokenizer train --type sentencepiece "$tmp/spm_corpus.txt" --vocab-size 30 --model-type word --output "$tmp/word.model"
 expect 2 "tokenizer.model: tokenizer.type sentencepiece needs an spm.model" -- "$nlpkit" train configs/tiny/classifier.yaml tokenizer.type=sentencepiece output_dir="$tmp/badrun"
 expect 2 "SentencePiece model file not found: $tmp/none.model" -- "$nlpkit" train configs/tiny/bert_classifier.yaml tokenizer.type=sentencepiece tokenizer.model="$tmp/none.model" output_dir="$tmp/badrun"
 

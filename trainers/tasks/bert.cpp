@@ -52,9 +52,11 @@ std::unique_ptr<SubwordTokenizer> new_tokenizer(
     if (!t.model.empty()) {
       return std::make_unique<SentencePieceTokenizer>(SentencePieceTokenizer::from_file(t.model));
     }
-    std::cerr << "learning a " << size << "-piece SentencePiece model from " << config.data.train
-              << "\n";
-    return std::make_unique<SentencePieceTokenizer>(train_sentencepiece(texts(), size, {}));
+    std::cerr << "learning a SentencePiece model of up to " << size << " pieces from "
+              << config.data.train << "\n";
+    SentencePieceTrainOptions options;
+    options.hard_vocab_limit = false;  // like WordPiece: fewer when the data has no more
+    return std::make_unique<SentencePieceTokenizer>(train_sentencepiece(texts(), size, options));
   }
   WordPieceOptions wo;
   wo.lower_case = t.lowercase;

@@ -238,7 +238,9 @@ TEST_F(BertTaskTest, SentencePieceModelIsLearnedSavedAndLoadedBack) {
   EXPECT_FALSE(fs::exists(ckpt + "/added_tokens.json"));  // [MASK] is a piece of ours
   const auto tc = nlohmann::json::parse(std::ifstream(ckpt + "/tokenizer_config.json"));
   EXPECT_EQ(tc["tokenizer_class"], "DebertaV2Tokenizer");
-  EXPECT_EQ(read_hf_bert_config(ckpt).options.vocab_size(), 200);
+  const int64_t vocab_size = read_hf_bert_config(ckpt).options.vocab_size();
+  EXPECT_GT(vocab_size, 60);  // up to 200: the tiny data has fewer
+  EXPECT_LE(vocab_size, 200);
   EXPECT_EQ(read_hf_bert_config(ckpt).options.pad_id(), 0);
 
   ExperimentConfig c = config("bert_classifier.yaml",
