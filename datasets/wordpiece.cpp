@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <nlohmann/json.hpp>
 #include <queue>
 #include <string_view>
 
@@ -169,18 +170,6 @@ int64_t count_code_points(const std::string& s) {
 
 bool starts_with(const std::string& s, std::string_view prefix) {
   return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
-}
-
-void replace_all(std::string& s, std::string_view from, std::string_view to) {
-  std::string out;
-  out.reserve(s.size());
-  size_t pos = 0;
-  for (size_t hit; (hit = s.find(from, pos)) != std::string::npos; pos = hit + from.size()) {
-    out.append(s, pos, hit - pos);
-    out.append(to);
-  }
-  out.append(s, pos, std::string::npos);
-  s = std::move(out);
 }
 
 }  // namespace
@@ -350,79 +339,6 @@ const std::string& WordPieceTokenizer::id_to_token(int64_t id) const {
   return vocab_[id];
 }
 
-bool WordPieceTokenizer::is_special_id(int64_t id) const {
-  return id == pad_id_ || id == unk_id_ || id == cls_id_ || id == sep_id_ || id == mask_id_;
-}
-
-void truncate_longest_first(std::vector<int64_t>& a, std::vector<int64_t>* b, int64_t max_tokens) {
-  const auto size = [](const std::vector<int64_t>* v) {
-    return v ? static_cast<int64_t>(v->size()) : 0;
-  };
-  max_tokens = std::max<int64_t>(max_tokens, 0);
-  int64_t excess = size(&a) + size(b) - max_tokens;
-  if (excess <= 0) return;
-  // One token at a time from the longer side, b on a tie: equalise, then alternate from b.
-  const int64_t diff = std::abs(size(&a) - size(b));
-  const int64_t first = std::min(diff, excess);
-  int64_t cut_a = 0, cut_b = 0;
-  (size(&a) > size(b) ? cut_a : cut_b) = first;
-  const int64_t rest = excess - first;
-  cut_b += rest - rest / 2;
-  cut_a += rest / 2;
-  a.resize(a.size() - cut_a);
-  if (b) b->resize(b->size() - cut_b);
-}
-
-Encoding WordPieceTokenizer::encode_ids_pair(std::vector<int64_t> a, const std::vector<int64_t>* b,
-                                             int64_t max_length, bool pad) const {
-  std::vector<int64_t> second = b ? *b : std::vector<int64_t>{};
-  for (const auto* ids : {&a, &second}) {
-    for (int64_t id : *ids) id_to_token(id);  // throws for an id outside the vocabulary
-  }
-  const int64_t specials = b ? 3 : 2;
-  if (max_length < 0) {
-    throw InputError("max_length must be >= 0 (0 = no limit), found " + std::to_string(max_length));
-  }
-  if (max_length > 0) {
-    if (max_length < specials) {
-      throw InputError("max_length " + std::to_string(max_length) + " leaves no room for " +
-                       (b ? "[CLS] a [SEP] b [SEP]" : "[CLS] a [SEP]") + " (needs at least " +
-                       std::to_string(specials) + ")");
-    }
-    truncate_longest_first(a, b ? &second : nullptr, max_length - specials);
-  }
-  Encoding e;
-  auto push = [&](int64_t id, int64_t type) {
-    e.input_ids.push_back(id);
-    e.token_type_ids.push_back(type);
-    e.attention_mask.push_back(1);
-  };
-  push(cls_id_, 0);
-  for (int64_t id : a) push(id, 0);
-  push(sep_id_, 0);
-  if (b) {
-    for (int64_t id : second) push(id, 1);
-    push(sep_id_, 1);
-  }
-  if (pad) {
-    while (static_cast<int64_t>(e.input_ids.size()) < max_length) {
-      e.input_ids.push_back(pad_id_);
-      e.token_type_ids.push_back(0);
-      e.attention_mask.push_back(0);
-    }
-  }
-  e.tokens.reserve(e.input_ids.size());
-  for (int64_t id : e.input_ids) e.tokens.push_back(vocab_[id]);
-  return e;
-}
-
-Encoding WordPieceTokenizer::encode_pair(const std::string& a, const std::string* b,
-                                         int64_t max_length, bool pad) const {
-  if (!b) return encode_ids_pair(encode(a), nullptr, max_length, pad);
-  const std::vector<int64_t> second = encode(*b);
-  return encode_ids_pair(encode(a), &second, max_length, pad);
-}
-
 std::string WordPieceTokenizer::decode(const std::vector<int64_t>& ids,
                                        bool skip_special_tokens) const {
   // convert_tokens_to_string: " ".join(tokens).replace(" ##", "").strip()
@@ -433,15 +349,11 @@ std::string WordPieceTokenizer::decode(const std::vector<int64_t>& ids,
     if (!text.empty()) text += ' ';
     text += token;
   }
-  replace_all(text, " ##", "");
+  detail::replace_all(text, " ##", "");
   const size_t first = text.find_first_not_of(" \t\n\r\f\v");
   const size_t last = text.find_last_not_of(" \t\n\r\f\v");
   text = first == std::string::npos ? "" : text.substr(first, last - first + 1);
-  // clean_up_tokenization, replacement by replacement as HuggingFace applies them.
-  static constexpr std::pair<std::string_view, std::string_view> kCleanUp[] = {
-      {" .", "."},     {" ?", "?"},   {" !", "!"},   {" ,", ","},     {" ' ", "'"},
-      {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
-  for (const auto& [from, to] : kCleanUp) replace_all(text, from, to);
+  detail::clean_up_tokenization(text);
   return text;
 }
 
@@ -449,6 +361,25 @@ void WordPieceTokenizer::save_vocab(const std::string& path) const {
   std::string bytes;
   for (const auto& token : vocab_) bytes += token + "\n";
   write_file_atomic(path, bytes);
+}
+
+bool WordPieceTokenizer::continues_word(int64_t id) const {
+  const std::string& token = id_to_token(id);
+  return token.size() > 2 && starts_with(token, "##");
+}
+
+void WordPieceTokenizer::save_pretrained(const std::string& dir, int64_t model_max_length) const {
+  save_vocab(dir + "/vocab.txt");
+  nlohmann::json tc = {{"do_lower_case", options_.lower_case},
+                       {"tokenizer_class", "BertTokenizer"},
+                       {"model_max_length", model_max_length}};
+  write_file_atomic(dir + "/tokenizer_config.json", tc.dump(2) + "\n");
+  nlohmann::json st = {{"unk_token", kUnk},
+                       {"sep_token", kSep},
+                       {"pad_token", kPad},
+                       {"cls_token", kCls},
+                       {"mask_token", kMask}};
+  write_file_atomic(dir + "/special_tokens_map.json", st.dump(2) + "\n");
 }
 
 // ---------------------------------------------------------------------------- the trainer

@@ -25,7 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "datasets/tokenizers.h"
+#include "datasets/subword_tokenizer.h"
 
 namespace nlpkit {
 
@@ -38,24 +38,12 @@ struct WordPieceOptions {
   int64_t max_input_chars_per_word = 100;
 };
 
-/// One (possibly paired) example with special tokens: [CLS] a [SEP] (b [SEP]) [PAD]...
-struct Encoding {
-  std::vector<int64_t> input_ids, token_type_ids, attention_mask;
-  std::vector<std::string> tokens;
-};
-
 /// BERT's tokenizer over a vocab.txt vocabulary. Thread-safe: every method is const.
 ///   auto tok = WordPieceTokenizer::from_file("vocab.txt");
 ///   tok.tokenize("Héllo, [MASK]ed!") == {"hello", ",", "[MASK]", "ed", "!"}  // with that vocab
 ///   Encoding e = tok.encode_pair("a question", &answer, /*max_length=*/128, /*pad=*/true);
-class WordPieceTokenizer : public Tokenizer {
+class WordPieceTokenizer : public SubwordTokenizer {
  public:
-  static constexpr const char* kPad = "[PAD]";
-  static constexpr const char* kUnk = "[UNK]";
-  static constexpr const char* kCls = "[CLS]";
-  static constexpr const char* kSep = "[SEP]";
-  static constexpr const char* kMask = "[MASK]";
-
   /// `vocab[i]` is the token of id i. Throws InputError when it is empty, holds an empty or
   /// duplicate entry, or lacks one of [PAD] [UNK] [CLS] [SEP] [MASK] (naming what is missing).
   explicit WordPieceTokenizer(std::vector<std::string> vocab, WordPieceOptions options = {});
@@ -71,43 +59,31 @@ class WordPieceTokenizer : public Tokenizer {
   /// Ids of `tokens`; unk_id() for tokens not in the vocabulary.
   std::vector<int64_t> convert_tokens_to_ids(const std::vector<std::string>& tokens) const;
   /// Ids of tokenize(text), without special tokens (faster than tokenize + convert).
-  std::vector<int64_t> encode(const std::string& text) const;
-
-  /// [CLS] a [SEP] (b [SEP]); token_type_ids 0 for [CLS] a [SEP], 1 for b [SEP]. With
-  /// max_length > 0 the pair is truncated longest_first (one token at a time from the longer
-  /// side; from b on a tie) to fit max_length with its special tokens, and padded to max_length
-  /// with [PAD] (type 0, attention 0) when `pad`. max_length 0 = neither. `b` may be null.
-  /// Throws InputError when max_length is too small for the special tokens alone.
-  Encoding encode_pair(const std::string& a, const std::string* b, int64_t max_length,
-                       bool pad) const;
-  /// encode_pair from ids (e.g. already encoded sentences); throws InputError for an id outside
-  /// [0, vocab_size).
-  Encoding encode_ids_pair(std::vector<int64_t> a, const std::vector<int64_t>* b,
-                           int64_t max_length, bool pad) const;
+  std::vector<int64_t> encode(const std::string& text) const override;
 
   /// Text of `ids` as HuggingFace's decode: tokens joined by spaces, "##" continuations glued
   /// to their word, then clean_up_tokenization_spaces (" ." -> ".", " n't" -> "n't", ...).
   /// skip_special_tokens drops [PAD] [UNK] [CLS] [SEP] [MASK]. Throws InputError for an id
   /// outside [0, vocab_size).
-  std::string decode(const std::vector<int64_t>& ids, bool skip_special_tokens = true) const;
+  std::string decode(const std::vector<int64_t>& ids,
+                     bool skip_special_tokens = true) const override;
 
   /// Id of `token`; unk_id() when absent.
-  int64_t token_to_id(const std::string& token) const;
+  int64_t token_to_id(const std::string& token) const override;
   /// Token of `id`; throws InputError when id is outside [0, vocab_size).
-  const std::string& id_to_token(int64_t id) const;
-  int64_t vocab_size() const { return static_cast<int64_t>(vocab_.size()); }
-  int64_t pad_id() const { return pad_id_; }
-  int64_t unk_id() const { return unk_id_; }
-  int64_t cls_id() const { return cls_id_; }
-  int64_t sep_id() const { return sep_id_; }
-  int64_t mask_id() const { return mask_id_; }
-  /// True for the ids of [PAD] [UNK] [CLS] [SEP] [MASK].
-  bool is_special_id(int64_t id) const;
+  const std::string& id_to_token(int64_t id) const override;
+  int64_t vocab_size() const override { return static_cast<int64_t>(vocab_.size()); }
+  const char* type() const override { return "wordpiece"; }
+  /// True for "##" continuations ("##s", not "##" itself).
+  bool continues_word(int64_t id) const override;
   const std::vector<std::string>& vocab() const { return vocab_; }
   const WordPieceOptions& options() const { return options_; }
 
   /// Writes vocab.txt (one token per line) atomically: a reader never sees half a file.
   void save_vocab(const std::string& path) const;
+  /// vocab.txt, tokenizer_config.json (do_lower_case, tokenizer_class BertTokenizer,
+  /// model_max_length) and special_tokens_map.json.
+  void save_pretrained(const std::string& dir, int64_t model_max_length) const override;
 
  private:
   /// Calls emit(id) for every token of `text`.
@@ -121,16 +97,10 @@ class WordPieceTokenizer : public Tokenizer {
   std::vector<std::string> vocab_;
   std::unordered_map<std::string, int64_t> index_;
   WordPieceOptions options_;
-  int64_t pad_id_ = -1, unk_id_ = -1, cls_id_ = -1, sep_id_ = -1, mask_id_ = -1;
   /// Longest entry in code points, word-initial and "##" continuation (without the "##"):
   /// longer candidates cannot match, so the greedy search starts there.
   int64_t max_initial_chars_ = 0, max_continuation_chars_ = 0;
 };
-
-/// Removes tokens from the end of the longer of `a` and `b` (from `b` on a tie), one at a
-/// time, until a.size() + b.size() <= max_tokens: HuggingFace's longest_first truncation.
-/// `b` may be null.
-void truncate_longest_first(std::vector<int64_t>& a, std::vector<int64_t>* b, int64_t max_tokens);
 
 /// Progress of train_wordpiece: stage "count" (done = lines read, total = lines) then "merge"
 /// (done = vocabulary size so far, total = the vocab_size asked for).

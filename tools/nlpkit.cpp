@@ -15,6 +15,7 @@
 
 #include "datasets/file_io.h"
 #include "datasets/frames.h"
+#include "datasets/sentencepiece.h"
 #include "datasets/spam_assassin.h"
 #include "datasets/text_classification.h"
 #include "datasets/wordpiece.h"
@@ -352,20 +353,51 @@ int cmd_data_prepare(const std::string& name, const std::string& out) {
   return 0;
 }
 
-/// `nlpkit tokenizer` learns and applies subword vocabularies; WordPiece is the one type so far.
+/// `nlpkit tokenizer` learns and applies subword vocabularies: WordPiece (BERT) and
+/// SentencePiece (DeBERTa-v3).
 void check_tokenizer_type(const std::string& type) {
-  if (type != "wordpiece") {
-    throw InputError("tokenizer: unknown --type '" + type + "'; supported: wordpiece");
+  if (type != "wordpiece" && type != "sentencepiece") {
+    throw InputError("tokenizer: unknown --type '" + type +
+                     "'; supported: sentencepiece, wordpiece");
   }
 }
 
+/// `spm.model` -> `spm.vocab`: the listing beside the model, as spm_train names it.
+std::string vocab_listing_path(const std::string& model) {
+  const std::string suffix = ".model";
+  const bool has_suffix =
+      model.size() > suffix.size() && model.compare(model.size() - suffix.size(), suffix.size(),
+                                                    suffix) == 0;
+  return (has_suffix ? model.substr(0, model.size() - suffix.size()) : model) + ".vocab";
+}
+
 int cmd_tokenizer_train(const std::string& type, const std::string& corpus, int64_t vocab_size,
-                        const std::string& output, bool lowercase, int64_t min_frequency) {
+                        std::string output, bool lowercase, int64_t min_frequency,
+                        const std::string& model_type, int64_t threads) {
   check_tokenizer_type(type);
   const std::string text = nlpkit::detail::read_file(corpus, "corpus");
   std::vector<std::string> lines;
   nlpkit::detail::for_each_line(text,
                                 [&](std::string_view line, int64_t) { lines.emplace_back(line); });
+  if (type == "sentencepiece") {
+    if (output.empty()) output = "spm.model";
+    SentencePieceTrainOptions options;
+    options.model_type = model_type;
+    options.lower_case = lowercase;
+    options.threads = threads;
+    const auto start = std::chrono::steady_clock::now();
+    std::cerr << "tokenizer train: " << lines.size() << " lines, " << model_type << "\n";
+    const SentencePieceTokenizer tokenizer = train_sentencepiece(lines, vocab_size, options);
+    const std::string listing = vocab_listing_path(output);
+    tokenizer.save_model(output);
+    tokenizer.save_vocab(listing);
+    std::cerr << "wrote " << output << " and " << listing << " (" << tokenizer.vocab_size()
+              << " pieces, "
+              << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()
+              << " s)\n";
+    return 0;
+  }
+  if (output.empty()) output = "vocab.txt";
   WordPieceOptions options;
   options.lower_case = lowercase;
   const auto start = std::chrono::steady_clock::now();
@@ -392,19 +424,30 @@ int cmd_tokenizer_train(const std::string& type, const std::string& corpus, int6
   return 0;
 }
 
-int cmd_tokenizer_encode(const std::string& type, const std::string& vocab, bool lowercase,
-                         bool add_special_tokens) {
+int cmd_tokenizer_encode(const std::string& type, const std::string& vocab,
+                         const std::string& model, bool lowercase, bool add_special_tokens) {
   check_tokenizer_type(type);
-  WordPieceOptions options;
-  options.lower_case = lowercase;
-  const auto tokenizer = WordPieceTokenizer::from_file(vocab, options);
+  std::unique_ptr<SubwordTokenizer> tokenizer;
+  if (type == "sentencepiece") {
+    if (model.empty()) throw InputError("tokenizer encode: --type sentencepiece needs --model spm.model");
+    SentencePieceOptions options;
+    options.lower_case = lowercase;
+    tokenizer = std::make_unique<SentencePieceTokenizer>(
+        SentencePieceTokenizer::from_file(model, options));
+  } else {
+    if (vocab.empty()) throw InputError("tokenizer encode: --type wordpiece needs --vocab vocab.txt");
+    WordPieceOptions options;
+    options.lower_case = lowercase;
+    tokenizer =
+        std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_file(vocab, options));
+  }
   for (std::string line; std::getline(std::cin, line);) {
     const std::vector<int64_t> ids = add_special_tokens
-                                         ? tokenizer.encode_pair(line, nullptr, 0, false).input_ids
-                                         : tokenizer.encode(line);
+                                         ? tokenizer->encode_pair(line, nullptr, 0, false).input_ids
+                                         : tokenizer->encode(line);
     nlohmann::ordered_json out;
     out["tokens"] = nlohmann::json::array();
-    for (int64_t id : ids) out["tokens"].push_back(tokenizer.id_to_token(id));
+    for (int64_t id : ids) out["tokens"].push_back(tokenizer->id_to_token(id));
     out["ids"] = ids;
     std::cout << out.dump() << "\n";
   }
@@ -516,25 +559,37 @@ int main(int argc, char** argv) {
 
   auto* tokenizer = app.add_subcommand("tokenizer", "learn or apply a subword vocabulary");
   tokenizer->require_subcommand(1);
-  std::string tokenizer_type, corpus, vocab, vocab_out = "vocab.txt";
-  int64_t vocab_size = 0, min_frequency = 2;
+  std::string tokenizer_type, corpus, vocab, vocab_out, spm_model, model_type = "unigram";
+  int64_t vocab_size = 0, min_frequency = 2, threads = 1;
   bool lowercase = true, add_special_tokens = false;
   auto* tok_train = tokenizer->add_subcommand(
       "train", "learn a vocabulary from a text file (one or more sentences per line)");
-  tok_train->add_option("--type", tokenizer_type, "tokenizer type: wordpiece")->required();
+  tok_train->add_option("--type", tokenizer_type, "tokenizer type: wordpiece or sentencepiece")
+      ->required();
   tok_train->add_option("corpus", corpus, "text file to learn from")->required();
   tok_train->add_option("--vocab-size", vocab_size, "entries, special tokens included")->required();
-  tok_train->add_option("--output", vocab_out, "vocab.txt to write (default: vocab.txt)");
-  tok_train->add_flag("--lowercase,!--no-lowercase", lowercase,
-                      "lowercase and strip accents first, as BERT uncased (default)");
+  tok_train->add_option("--output", vocab_out,
+                        "file to write (default: vocab.txt; sentencepiece: spm.model, with the "
+                        "listing spm.vocab beside it)");
+  auto* train_lowercase = tok_train->add_flag(
+      "--lowercase,!--no-lowercase", lowercase,
+      "lowercase and strip accents first, as BERT uncased (wordpiece default); sentencepiece: "
+      "case-fold inside spm.model (default: cased, as DeBERTa-v3)");
   tok_train->add_option("--min-frequency", min_frequency,
-                        "merge only pairs seen at least this often (default: 2)");
+                        "wordpiece: merge only pairs seen at least this often (default: 2)");
+  tok_train->add_option("--model-type", model_type, "sentencepiece: unigram (default) or bpe");
+  tok_train->add_option("--threads", threads,
+                        "sentencepiece: training threads (default 1: the same model everywhere)");
   auto* tok_encode = tokenizer->add_subcommand(
       "encode", "tokenize each line of standard input; one JSON {tokens, ids} per line");
-  tok_encode->add_option("--type", tokenizer_type, "tokenizer type: wordpiece")->required();
-  tok_encode->add_option("--vocab", vocab, "vocab.txt")->required();
-  tok_encode->add_flag("--lowercase,!--no-lowercase", lowercase,
-                       "lowercase and strip accents first, as BERT uncased (default)");
+  tok_encode->add_option("--type", tokenizer_type, "tokenizer type: wordpiece or sentencepiece")
+      ->required();
+  tok_encode->add_option("--vocab", vocab, "wordpiece: vocab.txt");
+  tok_encode->add_option("--model", spm_model, "sentencepiece: spm.model");
+  auto* encode_lowercase =
+      tok_encode->add_flag("--lowercase,!--no-lowercase", lowercase,
+                           "lowercase (wordpiece: and strip accents) first (wordpiece default, "
+                           "as BERT uncased; sentencepiece: off by default, as DeBERTa-v3)");
   tok_encode->add_flag("--add-special-tokens", add_special_tokens, "wrap in [CLS] ... [SEP]");
 
   try {
@@ -569,11 +624,14 @@ int main(int argc, char** argv) {
     if (*export_cmd) return cmd_export(format, checkpoint, out);
     if (*forward) return cmd_forward(checkpoint, inputs_path, output);
     if (*tok_train) {
+      // SentencePiece models are cased unless asked (DeBERTa-v3); WordPiece lowercases (BERT).
+      if (tokenizer_type == "sentencepiece" && train_lowercase->count() == 0) lowercase = false;
       return cmd_tokenizer_train(tokenizer_type, corpus, vocab_size, vocab_out, lowercase,
-                                 min_frequency);
+                                 min_frequency, model_type, threads);
     }
     if (*tok_encode) {
-      return cmd_tokenizer_encode(tokenizer_type, vocab, lowercase, add_special_tokens);
+      if (tokenizer_type == "sentencepiece" && encode_lowercase->count() == 0) lowercase = false;
+      return cmd_tokenizer_encode(tokenizer_type, vocab, spm_model, lowercase, add_special_tokens);
     }
   } catch (const InputError& e) {
     std::cerr << "error: " << e.what() << "\n";

@@ -265,16 +265,22 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
 
   Section& t = r.section("tokenizer", "How text becomes tokens.");
   t.add("type", &c.tokenizer.type,
-        "whitespace (words; CJK split into characters), char, or wordpiece (BERT's subwords)")
+        "whitespace (words; CJK split into characters), char, wordpiece (BERT's subwords) or "
+        "sentencepiece (DeBERTa-v3's)")
       .one_of(registry_names(tokenizer_registry()));
   t.add("lowercase", &c.tokenizer.lowercase,
-        "lowercase the text first (wordpiece: and strip accents, as BERT uncased does)");
+        "lowercase the text first (wordpiece: and strip accents, as BERT uncased does; not "
+        "sentencepiece: its spm.model normalizes, see nlpkit tokenizer train --lowercase)");
   t.add("split_punctuation", &c.tokenizer.split_punctuation,
         "whitespace tokenizer: punctuation marks become tokens of their own");
   t.add("vocab", &c.tokenizer.vocab,
         "wordpiece: vocab.txt, one token per line (nlpkit tokenizer train writes one); for "
         "model.type bert/deberta empty = the pretrained model's, or learned from data.train "
         "(data.max_vocab_size entries, 0 = 8000)");
+  t.add("model", &c.tokenizer.model,
+        "sentencepiece: spm.model (nlpkit tokenizer train --type sentencepiece writes one); for "
+        "model.type bert/deberta empty = the pretrained model's, or a unigram model learned from "
+        "data.train (data.max_vocab_size pieces, 0 = 8000)");
 
   Section& d = r.section("data", "Data files and batching.");
   d.add("train", &c.data.train, "training file (.tsv, .csv or .jsonl)");
@@ -305,7 +311,8 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
       .at_least(1);
   d.add("max_vocab_size", &c.data.max_vocab_size,
         "vocabulary: keep the most frequent; 0 = all (bert/deberta: size of the WordPiece "
-        "vocabulary learned when tokenizer.vocab is empty; 0 = 8000)")
+        "vocabulary or SentencePiece model learned when tokenizer.vocab / tokenizer.model is "
+        "empty; 0 = 8000)")
       .at_least(0);
   d.add("max_sentences", &c.data.max_sentences, "documents: keep the first N sentences")
       .at_least(1);

@@ -89,6 +89,8 @@ struct TokenizerConfig {
   bool split_punctuation = true;
   /// wordpiece: the vocab.txt (one token per line; `nlpkit tokenizer train` writes one).
   std::string vocab;
+  /// sentencepiece: the spm.model (`nlpkit tokenizer train --type sentencepiece` writes one).
+  std::string model;
 };
 
 struct DataConfig {

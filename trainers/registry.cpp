@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "datasets/sentencepiece.h"
 #include "datasets/wordpiece.h"
 #include "trainers/tasks/bert.h"
 #include "trainers/tasks/classification.h"
@@ -284,6 +285,15 @@ std::unique_ptr<Tokenizer> build_wordpiece(const TokenizerConfig& c) {
   return std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_file(c.vocab, options));
 }
 
+std::unique_ptr<Tokenizer> build_sentencepiece(const TokenizerConfig& c) {
+  if (c.model.empty()) {
+    throw ConfigError(
+        "tokenizer.model: tokenizer.type sentencepiece needs an spm.model (nlpkit tokenizer train "
+        "--type sentencepiece CORPUS.txt --vocab-size N writes one)");
+  }
+  return std::make_unique<SentencePieceTokenizer>(SentencePieceTokenizer::from_file(c.model));
+}
+
 }  // namespace
 
 const std::vector<ModelEntry>& model_registry() {
@@ -349,6 +359,10 @@ const std::vector<SchedulerEntry>& scheduler_registry() {
 const std::vector<TokenizerEntry>& tokenizer_registry() {
   static const std::vector<TokenizerEntry> table = {
       {"char", "one token per Unicode character, whitespace dropped", build_char},
+      {"sentencepiece",
+       "SentencePiece subwords (unigram or BPE) over tokenizer.model, as HuggingFace's "
+       "DebertaV2Tokenizer (DeBERTa-v3)",
+       build_sentencepiece},
       {"whitespace",
        "words split on whitespace; CJK characters and (optionally) punctuation "
        "become tokens of their own",

@@ -123,15 +123,32 @@ out=$(printf 'Hello, World!\n[MASK]ed Café\n' | "$nlpkit" tokenizer encode --ty
 out=$(printf 'Hello\n' | "$nlpkit" tokenizer encode --type wordpiece --vocab "$golden" --no-lowercase --add-special-tokens 2>&1)
 [[ "$out" == '{"tokens":["[CLS]","He","##ll","##o","[SEP]"],"ids":[2,2145,2365,205,3]}' ]] && ok || bad "tokenizer encode --no-lowercase --add-special-tokens: $out"
 expect 2 "error: corpus file not found: $tmp/none.txt" -- "$nlpkit" tokenizer train --type wordpiece "$tmp/none.txt" --vocab-size 100
-expect 2 "error: tokenizer: unknown --type 'bpe'; supported: wordpiece" -- "$nlpkit" tokenizer train --type bpe "$tmp/corpus.txt" --vocab-size 100
+expect 2 "error: tokenizer: unknown --type 'bpe'; supported: sentencepiece, wordpiece" -- "$nlpkit" tokenizer train --type bpe "$tmp/corpus.txt" --vocab-size 100
 expect 2 "error: WordPiece vocab_size must be at least 6" -- "$nlpkit" tokenizer train --type wordpiece "$tmp/corpus.txt" --vocab-size 3 --output "$tmp/small.txt"
 [[ ! -e "$tmp/small.txt" ]] && ok || bad "a failed tokenizer train left $tmp/small.txt behind"
 expect 2 "error: vocab file not found: $tmp/none.txt" -- "$nlpkit" tokenizer encode --type wordpiece --vocab "$tmp/none.txt"
 printf '[PAD]\n[CLS]\n[SEP]\n[MASK]\nhello\n' > "$tmp/no_unk.txt"
 expect 2 "error: $tmp/no_unk.txt: WordPiece vocabulary lacks [UNK]" -- "$nlpkit" tokenizer encode --type wordpiece --vocab "$tmp/no_unk.txt"
-expect 2 "error: tokenizer: unknown --type 'char'; supported: wordpiece" -- "$nlpkit" tokenizer encode --type char --vocab "$golden"
+expect 2 "error: tokenizer: unknown --type 'char'; supported: sentencepiece, wordpiece" -- "$nlpkit" tokenizer encode --type char --vocab "$golden"
 expect 2 "nlpkit --help" -- "$nlpkit" tokenizer encode --vocab "$golden"
 expect 2 "tokenizer.vocab: tokenizer.type wordpiece needs a vocab.txt" -- "$nlpkit" train configs/tiny/classifier.yaml tokenizer.type=wordpiece output_dir="$tmp/badrun"
+
+# SentencePiece: learn an spm.model (+ spm.vocab), encode standard input, bad input.
+for r in 1 2 3 4 5 6 7 8; do printf 'the cat sat on the mat\nthe dog sat on the log\nthe cat and the dog\n'; done > "$tmp/spm_corpus.txt"
+expect 0 "wrote $tmp/spm.model and $tmp/spm.vocab (30 pieces" -- "$nlpkit" tokenizer train --type sentencepiece "$tmp/spm_corpus.txt" --vocab-size 30 --model-type bpe --output "$tmp/spm.model"
+[[ "$(head -5 "$tmp/spm.vocab" | cut -f1 | tr '\n' ' ')" == "[PAD] [CLS] [SEP] [UNK] [MASK] " && $(wc -l < "$tmp/spm.vocab") -eq 30 ]] && ok || bad "spm.vocab: $(head -6 "$tmp/spm.vocab" | tr '\n' ' ')"
+out=$(printf 'the cat\nthe [MASK] dog\n' | "$nlpkit" tokenizer encode --type sentencepiece --model "$tmp/spm.model" --add-special-tokens 2>&1)
+[[ "$out" == '{"tokens":["[CLS]","▁the","▁cat","[SEP]"],"ids":[1,'*',2]}
+{"tokens":["[CLS]","▁the","[MASK]",'*'"[SEP]"],"ids":[1,'*',4,'*',2]}' ]] && ok || bad "sentencepiece encode: $out"
+expect 2 "error: SentencePiece model file not found: $tmp/none.model" -- "$nlpkit" tokenizer encode --type sentencepiece --model "$tmp/none.model"
+printf 'not a model' > "$tmp/bad.model"
+expect 2 "error: $tmp/bad.model: not a SentencePiece model" -- "$nlpkit" tokenizer encode --type sentencepiece --model "$tmp/bad.model"
+expect 2 "error: tokenizer encode: --type sentencepiece needs --model spm.model" -- "$nlpkit" tokenizer encode --type sentencepiece --vocab "$golden"
+expect 2 "error: SentencePiece training failed: Vocabulary size too high" -- "$nlpkit" tokenizer train --type sentencepiece "$tmp/spm_corpus.txt" --vocab-size 5000 --output "$tmp/big.model"
+[[ ! -e "$tmp/big.model" ]] && ok || bad "a failed tokenizer train left $tmp/big.model behind"
+expect 2 "error: SentencePiece model_type must be unigram or bpe, found 'word'" -- "$nlpkit" tokenizer train --type sentencepiece "$tmp/spm_corpus.txt" --vocab-size 30 --model-type word --output "$tmp/word.model"
+expect 2 "tokenizer.model: tokenizer.type sentencepiece needs an spm.model" -- "$nlpkit" train configs/tiny/classifier.yaml tokenizer.type=sentencepiece output_dir="$tmp/badrun"
+expect 2 "SentencePiece model file not found: $tmp/none.model" -- "$nlpkit" train configs/tiny/bert_classifier.yaml tokenizer.type=sentencepiece tokenizer.model="$tmp/none.model" output_dir="$tmp/badrun"
 
 # BERT: pretrain, fine-tune from that checkpoint, predict, export for HuggingFace, forward.
 bert="$tmp/bert"

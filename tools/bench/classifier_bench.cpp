@@ -79,7 +79,8 @@ const char* const kUsage =
     "                    [--hidden-size N] [--num-layers N] [--dropout X]\n"
     "       nlpkit_bench recurrent lstm|lm|convlstm [options]  (nlpkit_bench recurrent --help)\n"
     "       nlpkit_bench bert --write-data FILE | --data FILE  (nlpkit_bench bert --help)\n"
-    "       nlpkit_bench wordpiece --vocab VOCAB [--no-lowercase] [--repeat N] FILE.tsv...\n";
+    "       nlpkit_bench wordpiece --vocab VOCAB [--no-lowercase] [--repeat N] FILE.tsv...\n"
+    "       nlpkit_bench sentencepiece --model spm.model [--repeat N] FILE.tsv...\n";
 
 std::vector<int64_t> parse_list(const std::string& text) {
   std::vector<int64_t> values;
@@ -351,6 +352,7 @@ int main(int argc, char** argv) {
   if (bench == "recurrent") return nlpkit::bench::recurrent_main(argc - 1, argv + 1);
   if (bench == "bert") return nlpkit::bench::bert_main(argc - 1, argv + 1);
   if (bench == "wordpiece") return nlpkit::bench::wordpiece_main(argc - 1, argv + 1);
+  if (bench == "sentencepiece") return nlpkit::bench::sentencepiece_main(argc - 1, argv + 1);
   if (bench == "classifier") {
     --argc;
     ++argv;

@@ -2,9 +2,11 @@
 // on the texts of TSV files with a header and a `text` column (the SpamAssassin bodies that
 // `nlpkit data prepare spam_assassin` writes). The Python half, a pure-Python port of
 // HuggingFace's BertTokenizer, is tools/bench/wordpiece_bench.py; tools/bench/run_wordpiece.sh
-// runs both on the same files and compares their tokens.
+// runs both on the same files and compares their tokens. The same loop times the SentencePiece
+// tokenizer (datasets/sentencepiece.h; tools/bench/run_sentencepiece.sh).
 //
 //   nlpkit_bench wordpiece --vocab VOCAB [--no-lowercase] [--repeat 5] [--dump TOKENS.txt] FILE...
+//   nlpkit_bench sentencepiece --model spm.model [--repeat 5] [--dump TOKENS.txt] FILE...
 //
 // Prints one JSON line: texts, tokens, and per pass seconds and tokens/s of tokenize() (token
 // strings, as BertTokenizer.tokenize returns) and encode() (ids only); the median pass counts.
@@ -17,6 +19,7 @@
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
@@ -24,6 +27,7 @@
 
 #include "datasets/file_io.h"
 #include "datasets/input_error.h"
+#include "datasets/sentencepiece.h"
 #include "datasets/wordpiece.h"
 
 namespace nlpkit::bench {
@@ -31,7 +35,8 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: nlpkit_bench wordpiece --vocab VOCAB [--no-lowercase] [--repeat N] [--dump PATH] "
-    "FILE.tsv...\n";
+    "FILE.tsv...\n"
+    "       nlpkit_bench sentencepiece --model spm.model [--repeat N] [--dump PATH] FILE.tsv...\n";
 
 std::vector<std::string> read_texts(const std::string& path) {
   const std::string bytes = detail::read_file(path, "data");
@@ -69,8 +74,8 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
-int run(int argc, char** argv) {
-  std::string vocab, dump;
+int run(int argc, char** argv, bool sentencepiece) {
+  std::string vocab, model, dump;
   bool lower_case = true;
   int64_t repeat = 5;
   std::vector<std::string> files;
@@ -80,15 +85,17 @@ int run(int argc, char** argv) {
       if (i + 1 >= argc) throw std::invalid_argument(flag + " needs a value");
       return argv[++i];
     };
-    if (flag == "--vocab") {
+    if (flag == "--vocab" && !sentencepiece) {
       vocab = value();
+    } else if (flag == "--model" && sentencepiece) {
+      model = value();
     } else if (flag == "--dump") {
       dump = value();
     } else if (flag == "--repeat") {
       repeat = std::stoll(value());
-    } else if (flag == "--lowercase") {
+    } else if (flag == "--lowercase" && !sentencepiece) {
       lower_case = true;
-    } else if (flag == "--no-lowercase") {
+    } else if (flag == "--no-lowercase" && !sentencepiece) {
       lower_case = false;
     } else if (flag.rfind("--", 0) == 0) {
       throw std::invalid_argument("unknown option " + flag);
@@ -96,10 +103,18 @@ int run(int argc, char** argv) {
       files.push_back(flag);
     }
   }
-  if (vocab.empty() || files.empty() || repeat < 1) {
-    throw std::invalid_argument("give --vocab, at least one file, and --repeat >= 1");
+  if ((sentencepiece ? model : vocab).empty() || files.empty() || repeat < 1) {
+    throw std::invalid_argument(std::string("give ") + (sentencepiece ? "--model" : "--vocab") +
+                                ", at least one file, and --repeat >= 1");
   }
-  const auto tokenizer = WordPieceTokenizer::from_file(vocab, {lower_case});
+  std::unique_ptr<SubwordTokenizer> owned;
+  if (sentencepiece) {
+    lower_case = false;
+    owned = std::make_unique<SentencePieceTokenizer>(SentencePieceTokenizer::from_file(model));
+  } else {
+    owned = std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_file(vocab, {lower_case}));
+  }
+  const SubwordTokenizer& tokenizer = *owned;
   std::vector<std::string> texts;
   int64_t bytes = 0;
   for (const auto& f : files) {
@@ -139,6 +154,7 @@ int run(int argc, char** argv) {
   const double tok_s = median(tokenize_s), enc_s = median(encode_s);
   nlohmann::json result = {
       {"impl", "nlpkit"},
+      {"tokenizer", tokenizer.type()},
       {"lower_case", lower_case},
       {"texts", texts.size()},
       {"bytes", bytes},
@@ -153,21 +169,26 @@ int run(int argc, char** argv) {
   return 0;
 }
 
-}  // namespace
-
-int wordpiece_main(int argc, char** argv) {
+int main_of(int argc, char** argv, bool sentencepiece) {
+  const char* name = sentencepiece ? "sentencepiece" : "wordpiece";
   try {
-    return run(argc, argv);
+    return run(argc, argv, sentencepiece);
   } catch (const std::invalid_argument& e) {
-    std::cerr << "nlpkit_bench wordpiece: " << e.what() << "\n" << kUsage;
+    std::cerr << "nlpkit_bench " << name << ": " << e.what() << "\n" << kUsage;
     return 2;
   } catch (const InputError& e) {
-    std::cerr << "nlpkit_bench wordpiece: " << e.what() << "\n";
+    std::cerr << "nlpkit_bench " << name << ": " << e.what() << "\n";
     return 2;
   } catch (const std::exception& e) {
-    std::cerr << "nlpkit_bench wordpiece: " << e.what() << "\n";
+    std::cerr << "nlpkit_bench " << name << ": " << e.what() << "\n";
     return 1;
   }
 }
+
+}  // namespace
+
+int wordpiece_main(int argc, char** argv) { return main_of(argc, argv, false); }
+
+int sentencepiece_main(int argc, char** argv) { return main_of(argc, argv, true); }
 
 }  // namespace nlpkit::bench

@@ -13,6 +13,8 @@
 #include "datasets/batching.h"
 #include "datasets/file_io.h"
 #include "datasets/text_classification.h"
+#include "datasets/pretrained_tokenizer.h"
+#include "datasets/sentencepiece.h"
 #include "datasets/wordpiece.h"
 #include "modules/bert.h"
 #include "modules/deberta.h"
@@ -33,23 +35,10 @@ constexpr int64_t kIgnore = -100;
 
 // ---------------------------------------------------------------- shared set-up
 
-/// do_lower_case from tokenizer_config.json when the folder has one.
-bool folder_lowercase(const std::string& dir, bool fallback) {
-  const fs::path file = fs::path(dir) / "tokenizer_config.json";
-  if (!fs::exists(file)) return fallback;
-  try {
-    const auto j = nlohmann::json::parse(detail::read_file(file.string(), "tokenizer config"));
-    if (j.contains("do_lower_case") && j["do_lower_case"].is_boolean()) return j["do_lower_case"];
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(file.string() + ": invalid JSON: " + e.what());
-  }
-  return fallback;
-}
-
 /// What every BERT or DeBERTa task needs before its model: the tokenizer, the architecture
 /// and, when fine-tuning, the pretrained folder.
 struct EncoderSetup {
-  std::unique_ptr<WordPieceTokenizer> tokenizer;
+  std::unique_ptr<SubwordTokenizer> tokenizer;  // WordPiece or SentencePiece
   bool deberta = false;            // model.type deberta, else bert
   BertOptions bert_options;        // model.type bert
   DebertaOptions deberta_options;  // model.type deberta
@@ -73,20 +62,47 @@ struct EncoderSetup {
   }
 };
 
+/// The tokenizer of a new model (tokenizer.type wordpiece or sentencepiece): the configured
+/// vocab.txt / spm.model, else one learned from `texts` (the training documents).
+std::unique_ptr<SubwordTokenizer> new_tokenizer(
+    const ExperimentConfig& config, const std::function<std::vector<std::string>()>& texts) {
+  const TokenizerConfig& t = config.tokenizer;
+  const int64_t size = config.data.max_vocab_size > 0 ? config.data.max_vocab_size : 8000;
+  if (t.type == "sentencepiece") {
+    if (!t.model.empty()) {
+      return std::make_unique<SentencePieceTokenizer>(SentencePieceTokenizer::from_file(t.model));
+    }
+    std::cerr << "learning a SentencePiece model of up to " << size << " pieces from "
+              << config.data.train << "\n";
+    SentencePieceTrainOptions options;
+    options.hard_vocab_limit = false;  // like WordPiece: fewer when the data has no more
+    return std::make_unique<SentencePieceTokenizer>(train_sentencepiece(texts(), size, options));
+  }
+  WordPieceOptions wo;
+  wo.lower_case = t.lowercase;
+  if (!t.vocab.empty()) {
+    return std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_file(t.vocab, wo));
+  }
+  std::cerr << "learning a " << size << "-entry WordPiece vocabulary from " << config.data.train
+            << "\n";
+  return std::make_unique<WordPieceTokenizer>(
+      train_wordpiece(texts(), size, wo, std::max<int64_t>(2, config.data.min_freq)), wo);
+}
+
 /// `texts` (the training documents) are used only to learn a vocabulary when there is neither
-/// a checkpoint, a pretrained folder nor tokenizer.vocab.
+/// a checkpoint, a pretrained folder nor tokenizer.vocab / tokenizer.model.
 EncoderSetup make_setup(const ExperimentConfig& config, const std::string& artifacts_dir,
                         const std::function<std::vector<std::string>()>& texts) {
-  if (config.tokenizer.type != "wordpiece") {
+  if (config.tokenizer.type != "wordpiece" && config.tokenizer.type != "sentencepiece") {
     throw ConfigError("tokenizer.type: model.type " + config.model.type +
-                      " needs the wordpiece tokenizer, got '" + config.tokenizer.type + "'");
+                      " needs a subword tokenizer, wordpiece or sentencepiece, got '" +
+                      config.tokenizer.type + "'");
   }
   EncoderSetup s;
   s.deberta = config.model.type == "deberta";
   const EncoderModelConfig& e = config.model.encoder;
-  WordPieceOptions wo;
-  wo.lower_case = config.tokenizer.lowercase;
-  // The folder whose config.json and vocab.txt decide: the checkpoint, else the pretrained one.
+  // The folder whose config.json and tokenizer files decide: the checkpoint, else the
+  // pretrained one.
   s.pretrained =
       artifacts_dir.empty() ? resolve_model_folder(e.pretrained, "model.pretrained") : "";
   const std::string folder = !artifacts_dir.empty() ? artifacts_dir : s.pretrained;
@@ -106,29 +122,16 @@ EncoderSetup make_setup(const ExperimentConfig& config, const std::string& artif
       s.labels = hf.labels;
       s.raw = hf.raw;
     }
-    wo.lower_case = folder_lowercase(folder, wo.lower_case);
-    const std::string vocab = (fs::path(folder) / "vocab.txt").string();
-    if (!fs::exists(vocab)) {
-      throw InputError(folder + " has no vocab.txt (the WordPiece vocabulary; tokenizer.type " +
-                       "wordpiece reads vocab.txt)");
-    }
-    s.tokenizer = std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_file(vocab, wo));
+    s.tokenizer =
+        load_pretrained_tokenizer(folder, config.tokenizer.lowercase, config.tokenizer.type);
     if (s.tokenizer->vocab_size() > s.vocab_size()) {
-      throw InputError(vocab + " has " + std::to_string(s.tokenizer->vocab_size()) +
+      throw InputError(folder + ": the " + s.tokenizer->type() + " vocabulary has " +
+                       std::to_string(s.tokenizer->vocab_size()) +
                        " entries, more than config.json's vocab_size " +
                        std::to_string(s.vocab_size()));
     }
   } else {
-    if (!config.tokenizer.vocab.empty()) {
-      s.tokenizer = std::make_unique<WordPieceTokenizer>(
-          WordPieceTokenizer::from_file(config.tokenizer.vocab, wo));
-    } else {
-      const int64_t size = config.data.max_vocab_size > 0 ? config.data.max_vocab_size : 8000;
-      std::cerr << "learning a " << size << "-entry WordPiece vocabulary from " << config.data.train
-                << "\n";
-      s.tokenizer = std::make_unique<WordPieceTokenizer>(
-          train_wordpiece(texts(), size, wo, std::max<int64_t>(2, config.data.min_freq)), wo);
-    }
+    s.tokenizer = new_tokenizer(config, texts);
     const int64_t vocab = s.tokenizer->vocab_size(), pad = s.tokenizer->pad_id();
     s.bert_options = BertOptions(e.bert).vocab_size(vocab).pad_id(pad);
     s.deberta_options = DebertaOptions(e.deberta).vocab_size(vocab).pad_id(pad);
@@ -279,22 +282,12 @@ class EncoderTaskBase : public Task {
     return total.defined() ? total * config_.model.encoder.l2sp : total;
   }
 
-  /// vocab.txt, tokenizer_config.json, special_tokens_map.json and config.json: the folder is a
-  /// HuggingFace model folder once model.safetensors is beside them.
+  /// The tokenizer files (vocab.txt or spm.model, tokenizer_config.json, ...) and config.json:
+  /// the folder is a HuggingFace model folder once model.safetensors is beside them.
   void write_hf_artifacts(const std::string& dir, const std::string& architecture,
                           const std::vector<std::string>& labels,
                           const nlohmann::json& extra = nlohmann::json::object()) const {
-    setup_.tokenizer->save_vocab(dir + "/vocab.txt");
-    nlohmann::json tc = {{"do_lower_case", setup_.tokenizer->options().lower_case},
-                         {"tokenizer_class", "BertTokenizer"},
-                         {"model_max_length", config_.data.max_length}};
-    write_file_atomic(dir + "/tokenizer_config.json", tc.dump(2) + "\n");
-    nlohmann::json st = {{"unk_token", "[UNK]"},
-                         {"sep_token", "[SEP]"},
-                         {"pad_token", "[PAD]"},
-                         {"cls_token", "[CLS]"},
-                         {"mask_token", "[MASK]"}};
-    write_file_atomic(dir + "/special_tokens_map.json", st.dump(2) + "\n");
+    setup_.tokenizer->save_pretrained(dir, config_.data.max_length);
     nlohmann::json c;
     if (setup_.deberta) {
       c = hf_deberta_config_json(setup_.deberta_options, setup_.initializer_range, {architecture},
@@ -697,7 +690,7 @@ class PretrainingTask : public EncoderTaskBase {
   /// boundary into A and B, and half the time B is replaced by text from another document.
   std::vector<PretrainingExample> make_examples(const std::vector<std::string>& docs,
                                                 uint64_t seed) const {
-    const WordPieceTokenizer& tok = *setup_.tokenizer;
+    const SubwordTokenizer& tok = *setup_.tokenizer;
     std::vector<std::vector<std::vector<int64_t>>> sentences(docs.size());
     for (size_t d = 0; d < docs.size(); ++d) {
       for (const auto& s : split_sentences(docs[d])) {
@@ -775,7 +768,7 @@ class PretrainingTask : public EncoderTaskBase {
   /// and replaces 80% of them by [MASK], 10% by a random token and leaves 10%, as BERT does.
   Masked mask(const std::vector<PretrainingExample>& data, const std::vector<int64_t>& idx,
               std::mt19937_64& rng) const {
-    const WordPieceTokenizer& tok = *setup_.tokenizer;
+    const SubwordTokenizer& tok = *setup_.tokenizer;
     std::vector<std::vector<int64_t>> ids;
     std::vector<std::vector<int64_t>> labels;
     std::vector<const std::vector<int64_t>*> types;
@@ -787,8 +780,7 @@ class PretrainingTask : public EncoderTaskBase {
       std::vector<std::vector<size_t>> units;
       for (size_t j = 0; j < x.size(); ++j) {
         if (tok.is_special_id(x[j])) continue;
-        const std::string& piece = tok.id_to_token(x[j]);
-        const bool continuation = piece.size() > 2 && piece.compare(0, 2, "##") == 0;
+        const bool continuation = tok.continues_word(x[j]);
         if (config_.data.whole_word_mask && continuation && !units.empty() &&
             units.back().back() + 1 == j) {
           units.back().push_back(j);

@@ -4,7 +4,9 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <numeric>
 
 #include "modules/deberta.h"
@@ -229,10 +231,46 @@ TEST_F(BertTaskTest, FineTunesAHuggingFaceFolder) {
   EXPECT_ERROR(make_task(c, "", torch::kCPU), "[UNK]");
 }
 
-TEST_F(BertTaskTest, BertNeedsTheWordPieceTokenizer) {
+TEST_F(BertTaskTest, SentencePieceModelIsLearnedSavedAndLoadedBack) {
+  // No tokenizer.model: a unigram model is learned from data.train; the checkpoint carries it
+  // as a DeBERTa-v3 folder does (spm.model, no vocab.txt), and fine-tuning from it uses it.
+  FitResult pre = train(config("bert_mlm.yaml", {"tokenizer.type=sentencepiece",
+                                                 "data.max_vocab_size=200", "trainer.epochs=1"}));
+  const std::string ckpt = pre.last_checkpoint;
+  EXPECT_TRUE(fs::exists(ckpt + "/spm.model"));
+  EXPECT_FALSE(fs::exists(ckpt + "/vocab.txt"));
+  EXPECT_FALSE(fs::exists(ckpt + "/added_tokens.json"));  // [MASK] is a piece of ours
+  const auto tc = nlohmann::json::parse(std::ifstream(ckpt + "/tokenizer_config.json"));
+  EXPECT_EQ(tc["tokenizer_class"], "DebertaV2Tokenizer");
+  const int64_t vocab_size = read_hf_bert_config(ckpt).options.vocab_size();
+  EXPECT_GT(vocab_size, 60);  // up to 200: the tiny data has fewer
+  EXPECT_LE(vocab_size, 200);
+  EXPECT_EQ(read_hf_bert_config(ckpt).options.pad_id(), 0);
+
+  ExperimentConfig c = config("bert_classifier.yaml",
+                              {"model.pretrained=" + (dir_ / "run").string(),
+                               "output_dir=" + (dir_ / "ft").string(), "trainer.max_steps=2"});
+  std::unique_ptr<Task> task;
+  FitResult r = train(c, &task);
+  EXPECT_EQ(r.losses.size(), 2u);
+  EXPECT_TRUE(fs::exists(r.last_checkpoint + "/spm.model"));
+  // The whole-word masking of the pretraining run used "▁" word starts; the fine-tuned
+  // classifier predicts with the same pieces.
+  EXPECT_EQ(task->predict({"win a free prize"}).size(), 1u);
+
+  // A bad tokenizer.model names the file.
+  EXPECT_ERROR(make_task(config("bert_classifier.yaml",
+                                {"tokenizer.type=sentencepiece",
+                                 "tokenizer.model=" + (dir_ / "none.model").string()}),
+                         "", torch::kCPU),
+               "SentencePiece model file not found: " + (dir_ / "none.model").string());
+}
+
+TEST_F(BertTaskTest, BertNeedsASubwordTokenizer) {
   EXPECT_ERROR(
       make_task(config("bert_classifier.yaml", {"tokenizer.type=whitespace"}), "", torch::kCPU),
-      "tokenizer.type: model.type bert needs the wordpiece tokenizer");
+      "tokenizer.type: model.type bert needs a subword tokenizer, wordpiece or sentencepiece, "
+      "got 'whitespace'");
   EXPECT_ERROR(make_task(config("classifier.yaml", {"task=masked_lm"}), "", torch::kCPU),
                "task masked_lm takes bert or deberta, got 'text_cnn_bilstm_attention'");
 }
