@@ -264,7 +264,8 @@ class BertTaskBase : public Task {
   EpochBatches& train_batches(int64_t n) {
     if (!batches_) {
       batches_.emplace(n, config_.data.batch_size, config_.data.shuffle,
-                       static_cast<uint64_t>(config_.seed));
+                       static_cast<uint64_t>(config_.seed), config_.data.shard_index,
+                       config_.data.shard_count);
     }
     return *batches_;
   }

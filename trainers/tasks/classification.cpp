@@ -203,7 +203,8 @@ class ClassificationTask : public Task {
     if (!batches_) {
       batches_.emplace(static_cast<int64_t>(split(Split::kTrain).docs.size()),
                        config_.data.batch_size, config_.data.shuffle,
-                       static_cast<uint64_t>(config_.seed));
+                       static_cast<uint64_t>(config_.seed), config_.data.shard_index,
+                       config_.data.shard_count);
     }
     return *batches_;
   }
