@@ -166,6 +166,8 @@ Trainer::Trainer(ExperimentConfig config, Task& task, torch::Device device,
       task_(task),
       device_(device),
       comm_(comm ? std::move(comm) : std::make_shared<Communicator>()),
+      precision_(parse_precision(config_.precision)),
+      scaler_(precision_ == Precision::kFp16),
       model_(task.model()),
       groups_(parameter_groups(*model_, [&task](const std::string& name) {
         return task.lr_scale(name);
@@ -200,6 +202,7 @@ void Trainer::save_checkpoint() {
   if (comm_->is_main()) {
     nlohmann::json trainer_state = state_.to_json();
     trainer_state["rng_state"] = to_hex(cpu_rng_state());
+    if (scaler_.enabled()) trainer_state["loss_scaler"] = scaler_.state();
     commit_checkpoint(checkpoint_root_, name, [&](const std::string& dir) {
       save_safetensors(dir + "/model.safetensors", module_state(*model_));
       torch::save(*optimizer_, dir + "/optimizer.pt");
@@ -259,6 +262,10 @@ void Trainer::resume_from(const std::string& dir) {
     task_.load_state(load_safetensors(task_state).tensors, task_state);
   }
   set_cpu_rng_state(from_hex(j.at("rng_state").get<std::string>(), state_file));
+  // A run resumed in another precision starts its scaler afresh.
+  if (scaler_.enabled() && j.contains("loss_scaler")) {
+    scaler_.load_state(j.at("loss_scaler"), state_file);
+  }
 }
 
 bool Trainer::validate(ProgressReporter& progress, RunLog& log) {
@@ -342,6 +349,11 @@ FitResult Trainer::fit() {
   FitResult result;
   const int64_t total = total_steps();
   const int64_t per_epoch = task_.batches_per_epoch();
+  if (precision_ != Precision::kFp32 && !autocast_supported(precision_, device_)) {
+    progress.message("precision " + config_.precision + ": no " + config_.precision +
+                     " autocast on " + device_.str() +
+                     " in this LibTorch; the forward pass runs in fp32 (use bf16 on CPU)");
+  }
   if (state_.step > 0) {
     progress.message("resumed at step " + std::to_string(state_.step) + " (epoch " +
                      std::to_string(state_.epoch) + ", batch " + std::to_string(state_.batch) +
@@ -388,8 +400,12 @@ FitResult Trainer::fit() {
     bool finite = true;
     for (int64_t i = 0; i < k; ++i) {
       sync.require_sync(i == k - 1);  // the earlier micro-steps only accumulate
-      StepOutput out = task_.train_step(state_.epoch, state_.batch++);
-      torch::Tensor loss = out.loss / static_cast<double>(k);
+      StepOutput out;
+      {
+        AutocastScope autocast(precision_, device_);  // the forward pass only
+        out = task_.train_step(state_.epoch, state_.batch++);
+      }
+      torch::Tensor loss = out.loss.to(torch::kFloat) / static_cast<double>(k);
       if (t.l1 > 0 || t.l2 > 0) {
         torch::Tensor penalty = torch::zeros({}, loss.options());
         for (const auto& w : penalized) {
@@ -405,7 +421,7 @@ FitResult Trainer::fit() {
         // collectives, and the ranks agree below to skip the step.
         if (!distributed) break;
       }
-      loss.backward();
+      scaler_.scale_loss(loss).backward();
       step_loss += value;
       step_tokens += out.tokens;
       step_examples += out.examples;
@@ -429,6 +445,22 @@ FitResult Trainer::fit() {
     }
     tokens += step_tokens;
     examples += step_examples;
+    // fp16: gradients overflowed at this loss scale. GradScaler's answer: skip the step, halve
+    // the scale, go on; not a sign of divergence. (Averaged gradients: every rank agrees.)
+    if (finite && !scaler_.unscale(params)) {
+      scaler_.update(false);
+      ++state_.nonfinite_steps;
+      char scale[32];
+      std::snprintf(scale, sizeof scale, "%g", scaler_.scale());
+      progress.message("step " + std::to_string(state_.step) +
+                       ": fp16 gradient overflow, step skipped, loss scale now " + scale);
+      if (scaler_.scale() < 1e-30) {
+        throw std::runtime_error("training diverged: fp16 loss scale fell to " +
+                                 std::string(scale) + " at step " + std::to_string(state_.step) +
+                                 " (gradients are inf/NaN at any scale; try bf16 or a lower lr)");
+      }
+      continue;
+    }
     if (finite) {
       if (t.clip_grad_value > 0) torch::nn::utils::clip_grad_value_(params, t.clip_grad_value);
       const double max_norm = t.clip_grad_norm > 0 ? t.clip_grad_norm : INFINITY;
@@ -452,6 +484,7 @@ FitResult Trainer::fit() {
     const double lr = lr_at(config_.optimizer, config_.scheduler, state_.step, total);
     set_lr(*optimizer_, lr, groups_);
     optimizer_->step();
+    scaler_.update(true);
     ++state_.step;
     result.losses.push_back(step_loss);
     loss_sum += step_loss;

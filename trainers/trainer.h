@@ -10,6 +10,7 @@
 #include "trainers/config.h"
 #include "trainers/distributed.h"
 #include "trainers/optim.h"
+#include "trainers/precision.h"
 #include "trainers/task.h"
 
 namespace nlpkit {
@@ -81,6 +82,8 @@ class Trainer {
   Task& task_;
   torch::Device device_;
   std::shared_ptr<Communicator> comm_;  // never null: a single process has a no-op one
+  Precision precision_;
+  LossScaler scaler_;  // fp16 only
   std::shared_ptr<torch::nn::Module> model_;
   std::vector<ParameterGroup> groups_;  // the optimizer's groups, in its order
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
