@@ -61,6 +61,8 @@ int cmd_train(const std::string& config_path, const std::vector<std::string>& ov
   }
   apply_threads(config);
   const torch::Device device = rank_device(config.device, world);
+  // cuDNN times its algorithms for every new input shape: worth it when shapes repeat.
+  if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(config.cudnn_benchmark);
   auto comm = Communicator::connect(world, config.distributed, device);
   config.data.shard_index = world.rank;
   config.data.shard_count = world.world_size;

@@ -14,6 +14,7 @@
 #include "datasets/wordpiece.h"
 #include "modules/bert.h"
 #include "modules/lora.h"
+#include "trainers/device.h"
 #include "trainers/huggingface.h"
 #include "trainers/metrics.h"
 #include "trainers/regularizers.h"
@@ -257,7 +258,7 @@ class BertTaskBase : public Task {
         if (!types.empty()) ya[i][j] = (*types[i])[j];
       }
     }
-    return {x.to(device_), m.to(device_), y.to(device_)};
+    return {to_device(x, device_), to_device(m, device_), to_device(y, device_)};
   }
 
   /// The training batches over n examples (built on first use).
@@ -608,8 +609,8 @@ class MaskedLMTask : public BertTaskBase {
       for (size_t j = 0; j < labels[i].size(); ++j) la[i][j] = labels[i][j];
       nsp.push_back(data[idx[i]].random_next);
     }
-    m.labels = l.to(device_);
-    m.nsp = torch::tensor(nsp, torch::kInt64).to(device_);
+    m.labels = to_device(l, device_);
+    m.nsp = to_device(torch::tensor(nsp, torch::kInt64), device_);
     return m;
   }
 
@@ -699,7 +700,7 @@ class BertClassificationTask : public BertTaskBase {
     ClassifierBatch cb;
     cb.model = model_.ptr().get();
     cb.forward = [&] { return model_->forward(b.ids, b.mask); };
-    cb.labels = torch::tensor(labels).to(device_);
+    cb.labels = to_device(torch::tensor(labels), device_);
     cb.set_embedding_hook = [this](TensorHook hook) {
       model_->bert->embeddings->layer_norm_input_hook = std::move(hook);
     };

@@ -10,6 +10,7 @@
 #include "datasets/tokenizers.h"
 #include "datasets/vocab.h"
 #include "modules/text_classifier.h"
+#include "trainers/device.h"
 #include "trainers/metrics.h"
 #include "trainers/plot.h"
 #include "trainers/registry.h"
@@ -267,10 +268,10 @@ class ClassificationTask : public Task {
       if (!data.labels.empty()) labels.push_back(data.labels[i]);
     }
     DocumentBatch b = collate_documents(docs, labels, vocab_.pad_id());
-    b.ids = b.ids.to(device_);
-    b.word_mask = b.word_mask.to(device_);
-    b.sentence_mask = b.sentence_mask.to(device_);
-    if (b.labels.defined()) b.labels = b.labels.to(device_);
+    b.ids = to_device(b.ids, device_);
+    b.word_mask = to_device(b.word_mask, device_);
+    b.sentence_mask = to_device(b.sentence_mask, device_);
+    b.labels = to_device(b.labels, device_);
     return b;
   }
 
