@@ -28,7 +28,7 @@ OUT=${OUT:-gpu-check-out}
 steps=40 batch_size=64 precision=bf16 run_tests=1 run_bench=1
 while [[ $# -gt 0 ]]; do
   case $1 in
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --steps) steps=$2; shift ;;
     --batch-size) batch_size=$2; shift ;;
     --precision) precision=$2; shift ;;
@@ -83,7 +83,6 @@ if ((run_tests)); then
   "$BUILD_DIR/nlpkit_tests" --gtest_filter='*_CUDA*' --gtest_brief=1 > "$OUT/cuda_tests.txt" 2>&1
   rc=$?
   set -e
-  passed=$(grep -c '^\[       OK \]' "$OUT/cuda_tests.txt" || true)
   summary=$(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/cuda_tests.txt" | tr '\n' ' ')
   say "- *_CUDA tests: exit $rc; $summary"
   ((rc == 0)) || tail -30 "$OUT/cuda_tests.txt" >&2
