@@ -2,6 +2,7 @@
 
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/csrc/autograd/variable.h>
+
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 // Debian's and PyTorch's LibTorch export USE_C10D_GLOO (and, built with CUDA, USE_C10D_NCCL)
 // through their CMake targets; the headers declare the process groups only under them.
@@ -119,7 +120,8 @@ WorldInfo world_from_environment(const DistributedConfig& config, const Environm
 
 int free_tcp_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw std::runtime_error(std::string("free_tcp_port: socket: ") + std::strerror(errno));
+  if (fd < 0)
+    throw std::runtime_error(std::string("free_tcp_port: socket: ") + std::strerror(errno));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -209,7 +211,7 @@ std::shared_ptr<Communicator> Communicator::connect(const WorldInfo& world,
       auto options = c10d::ProcessGroupNCCL::Options::create();
       options->timeout = timeout;
       group->bind(c10::make_intrusive<c10d::ProcessGroupNCCL>(group->store, world.rank,
-                                                               world.world_size, options));
+                                                              world.world_size, options));
 #else
       throw ConfigError("distributed.backend: nccl, but this LibTorch was built without NCCL " +
                         std::string("(use gloo, or a CUDA LibTorch)"));
@@ -226,7 +228,7 @@ std::shared_ptr<Communicator> Communicator::connect(const WorldInfo& world,
         options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
       }
       group->bind(c10::make_intrusive<c10d::ProcessGroupGloo>(group->store, world.rank,
-                                                               world.world_size, options));
+                                                              world.world_size, options));
 #else
       throw ConfigError("distributed: this LibTorch was built without Gloo");
 #endif
@@ -355,8 +357,8 @@ struct GradientSync::State {
     std::vector<torch::Tensor> parts;
     for (int64_t i : b.params) {
       const torch::Tensor& g = params[i].grad();
-      parts.push_back(g.defined() ? g.reshape(-1) : torch::zeros({params[i].numel()},
-                                                                 params[i].options()));
+      parts.push_back(g.defined() ? g.reshape(-1)
+                                  : torch::zeros({params[i].numel()}, params[i].options()));
     }
     b.flat = torch::cat(parts);
     b.pending = comm->all_reduce_async(b.flat);
@@ -396,8 +398,8 @@ GradientSync::GradientSync(std::shared_ptr<Communicator> comm, std::vector<torch
   for (size_t i = 0; i < s.params.size(); ++i) {
     auto accumulator = torch::autograd::impl::grad_accumulator(s.params[i]);
     TORCH_CHECK(accumulator, "GradientSync: parameter ", i, " is not a leaf that requires grad");
-    s.hook_keys.push_back(accumulator->add_post_hook(
-        std::make_unique<torch::autograd::utils::LambdaPostHook>(
+    s.hook_keys.push_back(
+        accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
             [weak, i](const torch::autograd::variable_list& outputs,
                       const torch::autograd::variable_list&) {
               if (auto state = weak.lock()) state->mark_ready(static_cast<int64_t>(i));

@@ -43,7 +43,8 @@ Environment process_environment();
 /// MASTER_ADDR/MASTER_PORT or distributed.master_addr/master_port; else a single process.
 /// Throws ConfigError on values that do not parse or do not fit (rank >= world size, Slurm
 /// without a master address).
-///   WorldInfo w = world_from_environment(config.distributed);  // under torchrun --nproc 4: rank 0..3
+///   // under torchrun --nproc-per-node 4: ranks 0..3
+///   WorldInfo w = world_from_environment(config.distributed);
 WorldInfo world_from_environment(const DistributedConfig& config,
                                  const Environment& env = process_environment());
 

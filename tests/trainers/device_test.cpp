@@ -28,8 +28,9 @@ TEST(ToDevice, PinnedNonBlockingCopy_CUDA) {
   EXPECT_TRUE(to_device(g, torch::kCUDA).is_same(g));
 }
 
-class TinyConfigsOnCudaTest : public TempDirTest,
-                              public ::testing::WithParamInterface<std::tuple<std::string, std::string>> {};
+class TinyConfigsOnCudaTest
+    : public TempDirTest,
+      public ::testing::WithParamInterface<std::tuple<std::string, std::string>> {};
 
 // Every task of the tiny configs trains on the GPU in every precision: device-generic code.
 TEST_P(TinyConfigsOnCudaTest, Trains_CUDA) {
@@ -54,18 +55,19 @@ TEST_P(TinyConfigsOnCudaTest, Trains_CUDA) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllTasks, TinyConfigsOnCudaTest,
-    ::testing::Combine(::testing::Values("classifier.yaml", "bert_classifier.yaml",
-                                         "bert_mlm.yaml", "lstm_lm.yaml"),
-                       ::testing::Values("fp32", "bf16", "fp16")),
-    [](const auto& info) {
-      std::string name = std::get<0>(info.param) + "_" + std::get<1>(info.param);
-      for (char& ch : name) {
-        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-      }
-      return name;
-    });
+INSTANTIATE_TEST_SUITE_P(AllTasks, TinyConfigsOnCudaTest,
+                         ::testing::Combine(::testing::Values("classifier.yaml",
+                                                              "bert_classifier.yaml",
+                                                              "bert_mlm.yaml", "lstm_lm.yaml"),
+                                            ::testing::Values("fp32", "bf16", "fp16")),
+                         [](const auto& info) {
+                           std::string name =
+                               std::get<0>(info.param) + "_" + std::get<1>(info.param);
+                           for (char& ch : name) {
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           }
+                           return name;
+                         });
 
 }  // namespace
 }  // namespace nlpkit

@@ -59,9 +59,11 @@ TEST(WorldFromEnvironment, SingleProcessWithoutLauncher) {
 }
 
 TEST(WorldFromEnvironment, Torchrun) {
-  const WorldInfo w = world_from_environment(
-      {}, env_of({{"RANK", "3"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"},
-                  {"MASTER_ADDR", "node7"}, {"MASTER_PORT", "29400"}}));
+  const WorldInfo w = world_from_environment({}, env_of({{"RANK", "3"},
+                                                         {"WORLD_SIZE", "8"},
+                                                         {"LOCAL_RANK", "1"},
+                                                         {"MASTER_ADDR", "node7"},
+                                                         {"MASTER_PORT", "29400"}}));
   EXPECT_EQ(w.rank, 3);
   EXPECT_EQ(w.world_size, 8);
   EXPECT_EQ(w.local_rank, 1);
@@ -89,15 +91,18 @@ TEST(WorldFromEnvironment, SlurmTakesTheMasterFromConfigOrEnvironment) {
   w = world_from_environment(config, env_of(with_env));
   EXPECT_EQ(w.master_addr, "gpu009");
   EXPECT_EQ(w.master_port, 2222);
-  EXPECT_ERROR(world_from_environment({}, env_of(slurm)), "set distributed.master_addr or export MASTER_ADDR");
+  EXPECT_ERROR(world_from_environment({}, env_of(slurm)),
+               "set distributed.master_addr or export MASTER_ADDR");
 }
 
 TEST(WorldFromEnvironment, BadValuesAreConfigErrors) {
-  EXPECT_ERROR(
-      world_from_environment({}, env_of({{"RANK", "two"}, {"WORLD_SIZE", "4"}})), "RANK='two' is not an integer");
-  EXPECT_ERROR(world_from_environment({}, env_of({{"RANK", "4"}, {"WORLD_SIZE", "4"},
-                                                      {"MASTER_ADDR", "h"}})), "do not fit world size 4");
-  EXPECT_ERROR(world_from_environment({}, env_of({{"RANK", "0"}, {"WORLD_SIZE", "2"}})), "MASTER_ADDR is not");
+  EXPECT_ERROR(world_from_environment({}, env_of({{"RANK", "two"}, {"WORLD_SIZE", "4"}})),
+               "RANK='two' is not an integer");
+  EXPECT_ERROR(world_from_environment(
+                   {}, env_of({{"RANK", "4"}, {"WORLD_SIZE", "4"}, {"MASTER_ADDR", "h"}})),
+               "do not fit world size 4");
+  EXPECT_ERROR(world_from_environment({}, env_of({{"RANK", "0"}, {"WORLD_SIZE", "2"}})),
+               "MASTER_ADDR is not");
 }
 
 TEST(Communicator, SingleProcessCollectivesDoNothing) {
@@ -288,7 +293,8 @@ class LinearTask : public Task {
   Evaluation evaluate(Split) override {
     torch::NoGradGuard g;
     Evaluation e;
-    e.metrics["loss"] = torch::nn::functional::cross_entropy(model_->forward(x_), y_).item<double>();
+    e.metrics["loss"] =
+        torch::nn::functional::cross_entropy(model_->forward(x_), y_).item<double>();
     return e;
   }
   std::vector<std::string> predict(const std::vector<std::string>&) override { return {}; }

@@ -193,11 +193,10 @@ TEST_F(PrecisionTrainerTest, Fp16ScalingGivesTheFp32StepsWhenNothingOverflows) {
 std::vector<double> train_tiny_bf16(const std::string& file, const std::string& run,
                                     std::vector<std::string> overrides) {
   const std::string src = NLPKIT_SOURCE_DIR;
-  overrides.insert(overrides.end(),
-                   {"precision=bf16", "output_dir=" + run, "logging.progress=none",
-                    "logging.tensorboard=false",
-                    "data.train=" + src + "/tests/data/tiny_cls/train.tsv", "data.valid=\"\"",
-                    "data.test=\"\""});
+  overrides.insert(overrides.end(), {"precision=bf16", "output_dir=" + run, "logging.progress=none",
+                                     "logging.tensorboard=false",
+                                     "data.train=" + src + "/tests/data/tiny_cls/train.tsv",
+                                     "data.valid=\"\"", "data.test=\"\""});
   ExperimentConfig c = load_config(src + "/configs/tiny/" + file, overrides);
   auto task = make_task(c, "", torch::kCPU);
   return Trainer(c, *task, torch::kCPU).fit().losses;

@@ -49,7 +49,8 @@ int launch_local_ranks(int64_t nproc, const std::vector<std::string>& arguments,
   struct sigaction action {};
   action.sa_handler = on_launch_signal;
   sigemptyset(&action.sa_mask);
-  struct sigaction old_int {}, old_term {};
+  struct sigaction old_int = {};
+  struct sigaction old_term = {};
   sigaction(SIGINT, &action, &old_int);
   sigaction(SIGTERM, &action, &old_term);
 
@@ -123,8 +124,8 @@ int launch_local_ranks(int64_t nproc, const std::vector<std::string>& arguments,
     if (code != 0 && result == 0) {
       result = code;
       if (running > 0 && !stopping) {
-        std::cerr << "launch: rank " << rank << " " << describe(status)
-                  << "; stopping the other " << running << " rank(s)\n";
+        std::cerr << "launch: rank " << rank << " " << describe(status) << "; stopping the other "
+                  << running << " rank(s)\n";
         signal_all(SIGTERM);
         stopping = true;
         deadline = std::chrono::steady_clock::now() +
