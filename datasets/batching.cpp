@@ -143,26 +143,38 @@ void shuffle_in_place(std::vector<int64_t>& values, std::mt19937_64& rng) {
   }
 }
 
-EpochBatches::EpochBatches(int64_t n, int64_t batch_size, bool shuffle, uint64_t seed)
-    : n_(n), batch_size_(batch_size), shuffle_(shuffle), seed_(seed) {
+EpochBatches::EpochBatches(int64_t n, int64_t batch_size, bool shuffle, uint64_t seed,
+                           int64_t shard, int64_t shards)
+    : n_(n), batch_size_(batch_size), shuffle_(shuffle), seed_(seed), shard_(shard),
+      shards_(shards) {
   TORCH_CHECK(n >= 0 && batch_size > 0, "EpochBatches: need n >= 0 and batch_size > 0, got ", n,
               " and ", batch_size);
+  TORCH_CHECK(shards >= 1 && shard >= 0 && shard < shards, "EpochBatches: shard ", shard,
+              " of ", shards, " does not exist");
 }
 
 std::vector<int64_t> EpochBatches::indices(int64_t epoch, int64_t batch) {
   if (epoch != epoch_) {
+    std::vector<int64_t> order;
     if (shuffle_) {
-      order_ = shuffled_indices(n_, seed_ * 1000003u + static_cast<uint64_t>(epoch));
+      order = shuffled_indices(n_, seed_ * 1000003u + static_cast<uint64_t>(epoch));
     } else {
-      order_.resize(n_);
-      std::iota(order_.begin(), order_.end(), 0);
+      order.resize(n_);
+      std::iota(order.begin(), order.end(), 0);
+    }
+    // Every rank shuffles the same way (the order depends on seed and epoch only) and keeps its
+    // own stride of it.
+    order_.clear();
+    for (int64_t i = shard_; i < per_shard() * shards_ && n_ > 0; i += shards_) {
+      order_.push_back(order[i % n_]);
     }
     epoch_ = epoch;
   }
+  const int64_t m = static_cast<int64_t>(order_.size());
   const int64_t begin = batch * batch_size_;
-  TORCH_CHECK(batch >= 0 && begin < n_, "batch ", batch, " is past the end of the epoch (",
+  TORCH_CHECK(batch >= 0 && begin < m, "batch ", batch, " is past the end of the epoch (",
               count(), " batches)");
-  const int64_t end = std::min(n_, begin + batch_size_);
+  const int64_t end = std::min(m, begin + batch_size_);
   return std::vector<int64_t>(order_.begin() + begin, order_.begin() + end);
 }
 

@@ -71,22 +71,30 @@ std::vector<int64_t> shuffled_indices(int64_t n, uint64_t seed);
 /// The training batches of an epoch: 0..n-1 reshuffled each epoch from (seed, epoch) alone (so
 /// a resumed run sees the same batches), or in order without `shuffle`, cut into batch_size
 /// slices; the last may be shorter.
+///
+/// In a distributed run each of `shards` ranks takes every shards-th example of the epoch's
+/// order, starting at `shard`, after the order is padded by wrapping around to a multiple of
+/// `shards` (torch's DistributedSampler): every rank gets the same number of batches, and the
+/// ranks' batch b together are exactly batch b of one rank with shards * batch_size examples.
 ///   EpochBatches batches(n, 32, true, seed);
 ///   for (int64_t b = 0; b < batches.count(); ++b) step(batches.indices(epoch, b));
 class EpochBatches {
  public:
-  EpochBatches(int64_t n, int64_t batch_size, bool shuffle, uint64_t seed);
-  /// Batches per epoch.
-  int64_t count() const { return (n_ + batch_size_ - 1) / batch_size_; }
+  EpochBatches(int64_t n, int64_t batch_size, bool shuffle, uint64_t seed, int64_t shard = 0,
+               int64_t shards = 1);
+  /// Batches per epoch (of this shard).
+  int64_t count() const { return (per_shard() + batch_size_ - 1) / batch_size_; }
   /// The examples of batch `batch` of epoch `epoch` (the epoch's order is kept until the next).
   std::vector<int64_t> indices(int64_t epoch, int64_t batch);
 
  private:
+  int64_t per_shard() const { return (n_ + shards_ - 1) / shards_; }
   int64_t n_, batch_size_;
   bool shuffle_;
   uint64_t seed_;
+  int64_t shard_, shards_;
   int64_t epoch_ = -1;
-  std::vector<int64_t> order_;
+  std::vector<int64_t> order_;  // this shard's examples of epoch_
 };
 
 /// 0..n-1 cut into consecutive slices of batch_size (evaluation batches).

@@ -313,7 +313,11 @@ void BertHeadTransformImpl::reset() {
 }
 
 torch::Tensor BertHeadTransformImpl::forward(const torch::Tensor& hidden) {
-  return layer_norm(bert_activation(dense(hidden), options.hidden_act()));
+  torch::Tensor x = bert_activation(dense(hidden), options.hidden_act());
+  // Under bf16/fp16 autocast `dense` gives bf16/fp16. CUDA autocast runs layer_norm in fp32;
+  // LibTorch 1.13's CPU autocast leaves it alone and its kernel rejects a bf16 input with fp32
+  // weights: cast as CUDA autocast would (a no-op in fp32).
+  return layer_norm(x.to(layer_norm->weight.scalar_type()));
 }
 
 BertLMHeadImpl::BertLMHeadImpl(BertOptions options_) : options(std::move(options_)) { reset(); }

@@ -21,7 +21,9 @@
 #include "datasets/wordpiece.h"
 #include "trainers/allocator.h"
 #include "trainers/checkpoint.h"
+#include "tools/cli/launch.h"
 #include "trainers/config.h"
+#include "trainers/distributed.h"
 #include "trainers/huggingface.h"
 #include "trainers/metrics.h"
 #include "trainers/registry.h"
@@ -38,10 +40,14 @@ constexpr int kBadInput = 2;
 constexpr int kFailure = 1;
 
 /// threads: 0 = every core the machine has (LibTorch's own default can be fewer, e.g. 1 on a
-/// 2-core VM).
+/// 2-core VM), shared out among the ranks on this machine (LOCAL_WORLD_SIZE, which torchrun and
+/// nlpkit launch set).
 void apply_threads(const ExperimentConfig& config) {
-  const int64_t n =
-      config.threads > 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency());
+  int64_t ranks_here = 1;
+  if (const char* local = std::getenv("LOCAL_WORLD_SIZE")) ranks_here = std::max(1, std::atoi(local));
+  const int64_t n = config.threads > 0
+                        ? config.threads
+                        : std::max<int64_t>(1, std::thread::hardware_concurrency() / ranks_here);
   torch::set_num_threads(static_cast<int>(n));
 }
 
@@ -53,12 +59,29 @@ int cmd_train(const std::string& config_path, const std::vector<std::string>& ov
               const std::string& resume) {
   ExperimentConfig config = load_config(config_path, overrides);
   if (!resume.empty()) config.trainer.resume = resume;
-  std::cout << "# resolved config (" << config_path << ")\n" << dump_config(config) << std::endl;
+  // torchrun, nlpkit launch or Slurm say which rank this is; alone it is rank 0 of 1.
+  const WorldInfo world = world_from_environment(config.distributed);
+  const bool main = world.rank == 0;
+  if (main) {
+    std::cout << "# resolved config (" << config_path << ")\n" << dump_config(config) << std::endl;
+  }
   apply_threads(config);
-  const torch::Device device = resolve_device(config.device);
+  const torch::Device device = rank_device(config.device, world);
+  // cuDNN times its algorithms for every new input shape: worth it when shapes repeat.
+  if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(config.cudnn_benchmark);
+  auto comm = Communicator::connect(world, config.distributed, device);
+  config.data.shard_index = world.rank;
+  config.data.shard_count = world.world_size;
   seed_everything(config.seed);
-  std::cerr << "device " << device << " | threads " << torch::get_num_threads() << " | run "
-            << config.run_dir() << "\n";
+  if (main) {
+    std::cerr << "device " << device << " | threads " << torch::get_num_threads() << " | run "
+              << config.run_dir();
+    if (world.distributed()) {
+      std::cerr << " | " << world.world_size << " ranks (" << comm->backend() << ", "
+                << world.launcher << ")";
+    }
+    std::cerr << "\n";
+  }
   auto task = make_task(config, "", device);
   int64_t parameters = 0, trainable = 0;
   std::unordered_set<const void*> seen;  // a tensor shared under two names counts once
@@ -67,12 +90,15 @@ int cmd_train(const std::string& config_path, const std::vector<std::string>& ov
     parameters += p.numel();
     if (p.requires_grad()) trainable += p.numel();
   }
-  std::cerr << task->summary() << "\n"
-            << "model " << config.model.type << " | " << parameters << " parameters"
-            << (trainable < parameters ? " (" + std::to_string(trainable) + " trainable)" : "")
-            << "\n";
-  Trainer trainer(config, *task, device);
+  if (main) {
+    std::cerr << task->summary() << "\n"
+              << "model " << config.model.type << " | " << parameters << " parameters"
+              << (trainable < parameters ? " (" + std::to_string(trainable) + " trainable)" : "")
+              << "\n";
+  }
+  Trainer trainer(config, *task, device, comm);
   FitResult result = trainer.fit();
+  if (!main) return result.interrupted ? 128 + result.signal : 0;
   std::cerr << "checkpoint " << result.last_checkpoint << "\n";
   if (!result.best_checkpoint.empty()) std::cerr << "best " << result.best_checkpoint << "\n";
   if (result.test) {
@@ -466,6 +492,16 @@ int main(int argc, char** argv) {
   std::vector<std::string> overrides;
   bool reference = false;
 
+  int64_t nproc = 1;
+  int master_port = 0;
+  auto* launch = app.add_subcommand(
+      "launch", "run N local ranks of a command, e.g. launch --nproc 2 train cfg.yaml");
+  launch->add_option("--nproc", nproc, "ranks to start on this machine")->required();
+  launch->add_option("--master-port", master_port, "rendezvous port; default: a free one");
+  // Everything from the first positional on is the command the ranks run, options included.
+  launch->prefix_command();
+  launch->footer("The ranks get RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT.");
+
   auto* train = app.add_subcommand("train", "train a model from a YAML config");
   train->add_option("config", config_path, "experiment YAML file")->required();
   train->add_option("overrides", overrides, "key.path=value overrides");
@@ -611,6 +647,7 @@ int main(int argc, char** argv) {
       return bagging > 0 ? cmd_bagging(config_path, overrides, bagging)
                          : cmd_train(config_path, overrides, resume);
     }
+    if (*launch) return launch_local_ranks(nproc, launch->remaining(), master_port);
     if (*evaluate) return cmd_evaluate(checkpoint, split, data, output, overrides, ensemble);
     if (*predict) return cmd_predict(checkpoint, input, overrides, explain_dir, ensemble);
     if (*plot) return cmd_plot(run_dirs, output, metrics_list);

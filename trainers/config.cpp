@@ -253,6 +253,12 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
       .at_least(0);
   r.add("device", &c.device, "auto (CUDA when available), cpu, cuda or cuda:N");
   r.add("threads", &c.threads, "CPU threads for LibTorch; 0 = all cores").at_least(0);
+  r.add("precision", &c.precision,
+        "fp32; bf16 (autocast: CUDA, or CPU matmuls); fp16 (CUDA autocast + dynamic loss "
+        "scaling); weights stay fp32")
+      .one_of({"fp32", "bf16", "fp16"});
+  r.add("cudnn_benchmark", &c.cudnn_benchmark,
+        "CUDA: let cuDNN time its algorithms for each new input shape (fixed shapes run faster)");
 
   Section& m = r.section("model", "The model; the keys besides `type` depend on the type.");
   m.add("type", &c.model.type, "model architecture: a registered model type (nlpkit list)")
@@ -412,6 +418,25 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
   lg.add("histograms_every", &c.logging.histograms_every,
          "TensorBoard histograms of every weight and gradient every N steps; 0 = off")
       .at_least(0);
+
+  Section& ds = r.section(
+      "distributed",
+      "Data-parallel training on c10d. Ranks come from the environment (torchrun, `nlpkit "
+      "launch`, Slurm); a single process ignores this section.");
+  ds.add("backend", &c.distributed.backend, "auto (nccl on CUDA, gloo on CPU), gloo or nccl")
+      .one_of({"auto", "gloo", "nccl"});
+  ds.add("bucket_mb", &c.distributed.bucket_mb,
+         "gradients are all-reduced in buckets of this many MiB, overlapping backward")
+      .greater_than(0);
+  ds.add("timeout_s", &c.distributed.timeout_s,
+         "a rendezvous or collective not done in this many seconds fails the run (dead rank)")
+      .at_least(1);
+  ds.add("master_addr", &c.distributed.master_addr,
+         "Slurm: rendezvous host (rank 0's node) when MASTER_ADDR is not set");
+  ds.add("master_port", &c.distributed.master_port,
+         "Slurm: rendezvous port when MASTER_PORT is not set")
+      .at_least(1)
+      .at_most(65535);
 
   Section& g = r.section("generation", "Sampling text with `nlpkit predict` (language models).");
   g.add("max_tokens", &c.generation.max_tokens, "tokens generated after each prompt").at_least(1);

@@ -117,6 +117,10 @@ struct DataConfig {
   int64_t train_examples = 0;
   int64_t train_subset_seed = 1234;
   bool bootstrap = false;
+  /// This process's share of the training data in a distributed run: shard_index of
+  /// shard_count (rank and world size). Set by the trainer from the process group, not YAML keys.
+  int64_t shard_index = 0;
+  int64_t shard_count = 1;
 };
 
 struct FramesConfig {
@@ -174,6 +178,16 @@ struct TrainerConfig {
   bool keep_best = true;
   std::string resume = "none";
   int64_t max_nonfinite_steps = 10;
+};
+
+/// distributed: data-parallel training on c10d (trainers/distributed.h). Where the ranks meet comes
+/// from the environment torchrun, `nlpkit launch` or Slurm set; these keys tune the rest.
+struct DistributedConfig {
+  std::string backend = "auto";  // auto (nccl on CUDA, gloo on CPU), gloo, nccl
+  double bucket_mb = 25;         // gradient all-reduce bucket size, as DDP's bucket_cap_mb
+  int64_t timeout_s = 1800;      // a collective not done by then fails (a rank died or hangs)
+  std::string master_addr;       // Slurm: rendezvous host when MASTER_ADDR is not set
+  int64_t master_port = 29500;   // Slurm: rendezvous port when MASTER_PORT is not set
 };
 
 struct LoggingConfig {
@@ -243,6 +257,8 @@ struct ExperimentConfig {
   int64_t seed = 42;
   std::string device = "auto";
   int64_t threads = 0;
+  std::string precision = "fp32";  // fp32, bf16, fp16 (trainers/precision.h)
+  bool cudnn_benchmark = false;
   ModelConfig model;
   TokenizerConfig tokenizer;
   DataConfig data;
@@ -250,6 +266,7 @@ struct ExperimentConfig {
   SchedulerConfig scheduler;
   TrainerConfig trainer;
   LoggingConfig logging;
+  DistributedConfig distributed;
   GenerationConfig generation;
   FramesConfig frames;
   RegularizationConfig regularization;

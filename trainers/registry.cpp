@@ -376,7 +376,16 @@ const std::vector<TokenizerEntry>& tokenizer_registry() {
 
 std::unique_ptr<Task> make_task(const ExperimentConfig& config, const std::string& artifacts_dir,
                                 torch::Device device) {
-  return find_entry(task_registry(), config.task, "task").build(config, artifacts_dir, device);
+  const auto& entry = find_entry(task_registry(), config.task, "task");
+  // These tasks read a continuous stream or generate their data: sharding them per rank is not
+  // written yet, and silently training every rank on the same batches would waste the ranks.
+  if (config.data.shard_count > 1 &&
+      (config.task == "language_model" || config.task == "frame_prediction")) {
+    throw ConfigError("task " + config.task +
+                      " does not shard its data across ranks yet; distributed training supports "
+                      "tasks classification and masked_lm");
+  }
+  return entry.build(config, artifacts_dir, device);
 }
 
 namespace {

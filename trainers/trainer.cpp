@@ -116,7 +116,9 @@ nlohmann::json TrainerState::to_json() const {
            std::isnan(best_metric) ? nlohmann::json(nullptr) : nlohmann::json(best_metric)},
           {"best_step", best_step},
           {"evals_without_improvement", evals_without_improvement},
-          {"elapsed_seconds", elapsed_seconds}};
+          {"elapsed_seconds", elapsed_seconds},
+          {"world_size", world_size},
+          {"batch_size", batch_size}};
 }
 
 TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string& source) {
@@ -131,6 +133,8 @@ TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string&
     s.best_step = j.at("best_step").get<int64_t>();
     s.evals_without_improvement = j.at("evals_without_improvement").get<int64_t>();
     s.elapsed_seconds = j.value("elapsed_seconds", 0.0);  // absent before nlpkit 0.1 kept it
+    s.world_size = j.value("world_size", int64_t{1});     // absent before distributed training
+    s.batch_size = j.value("batch_size", int64_t{0});
   } catch (const nlohmann::json::exception& e) {
     throw InputError(source + ": bad trainer state: " + e.what());
   }
@@ -156,10 +160,14 @@ void load_weights(Task& task, const std::string& dir) {
   load_module_state(*task.model(), load_safetensors(file).tensors, file);
 }
 
-Trainer::Trainer(ExperimentConfig config, Task& task, torch::Device device)
+Trainer::Trainer(ExperimentConfig config, Task& task, torch::Device device,
+                 std::shared_ptr<Communicator> comm)
     : config_(std::move(config)),
       task_(task),
       device_(device),
+      comm_(comm ? std::move(comm) : std::make_shared<Communicator>()),
+      precision_(parse_precision(config_.precision)),
+      scaler_(precision_ == Precision::kFp16),
       model_(task.model()),
       groups_(parameter_groups(*model_, [&task](const std::string& name) {
         return task.lr_scale(name);
@@ -186,21 +194,31 @@ void Trainer::save_checkpoint() {
   state_.elapsed_seconds =
       elapsed_base_ +
       std::chrono::duration<double>(std::chrono::steady_clock::now() - session_start_).count();
-  nlohmann::json trainer_state = state_.to_json();
-  trainer_state["rng_state"] = to_hex(cpu_rng_state());
-  commit_checkpoint(checkpoint_root_, name, [&](const std::string& dir) {
-    save_safetensors(dir + "/model.safetensors", module_state(*model_));
-    torch::save(*optimizer_, dir + "/optimizer.pt");
-    write_file_atomic(dir + "/trainer_state.json", trainer_state.dump(2) + "\n");
-    write_file_atomic(dir + "/config.yaml", dump_config(config_));
-    task_.save_artifacts(dir);
-    const NamedTensors task_state = task_.state();
-    if (!task_state.empty()) save_safetensors(dir + "/task_state.safetensors", task_state);
-  });
+  state_.world_size = comm_->world_size();
+  state_.batch_size = config_.data.batch_size;
   saved_step_ = state_.step;
-  std::set<std::string> keep;
-  if (config_.trainer.keep_best && state_.best_step >= 0) keep.insert(checkpoint_name(state_.best_step));
-  prune_checkpoints(checkpoint_root_, config_.trainer.keep_last, keep);
+  // Every rank holds the same weights and optimizer state: rank 0 writes them, the others wait
+  // so that nobody reads a checkpoint (the best weights, a resume) before it exists.
+  if (comm_->is_main()) {
+    nlohmann::json trainer_state = state_.to_json();
+    trainer_state["rng_state"] = to_hex(cpu_rng_state());
+    if (scaler_.enabled()) trainer_state["loss_scaler"] = scaler_.state();
+    commit_checkpoint(checkpoint_root_, name, [&](const std::string& dir) {
+      save_safetensors(dir + "/model.safetensors", module_state(*model_));
+      torch::save(*optimizer_, dir + "/optimizer.pt");
+      write_file_atomic(dir + "/trainer_state.json", trainer_state.dump(2) + "\n");
+      write_file_atomic(dir + "/config.yaml", dump_config(config_));
+      task_.save_artifacts(dir);
+      const NamedTensors task_state = task_.state();
+      if (!task_state.empty()) save_safetensors(dir + "/task_state.safetensors", task_state);
+    });
+    std::set<std::string> keep;
+    if (config_.trainer.keep_best && state_.best_step >= 0) {
+      keep.insert(checkpoint_name(state_.best_step));
+    }
+    prune_checkpoints(checkpoint_root_, config_.trainer.keep_last, keep);
+  }
+  comm_->barrier();
 
 }
 
@@ -217,17 +235,46 @@ void Trainer::resume_from(const std::string& dir) {
     throw InputError(state_file + ": invalid JSON: " + e.what());
   }
   state_ = TrainerState::from_json(j, state_file);
+  if (state_.batch_size == 0) state_.batch_size = config_.data.batch_size;
+  // (A single process that changes batch_size keeps its batch index, as before distributed
+  // training: `batch` need not count examples, e.g. a language model's bptt windows.)
+  if (state_.world_size != comm_->world_size() ||
+      (state_.world_size > 1 && state_.batch_size != config_.data.batch_size)) {
+    // `batch` counts one rank's batches; the ranks together have gone through
+    // batch * batch_size * world_size examples of the epoch's order (data sharded like
+    // EpochBatches), which another world size or batch size continues from if it divides them.
+    const int64_t done = state_.batch * state_.batch_size * state_.world_size;
+    const int64_t per_batch = config_.data.batch_size * comm_->world_size();
+    if (done % per_batch != 0) {
+      throw InputError(state_file + ": saved by " + std::to_string(state_.world_size) +
+                       " rank(s) after " + std::to_string(done) + " examples of epoch " +
+                       std::to_string(state_.epoch) + ", which " +
+                       std::to_string(comm_->world_size()) + " ranks of batch_size " +
+                       std::to_string(config_.data.batch_size) +
+                       " cannot continue from; resume with a world size that divides it");
+    }
+    state_.batch = done / per_batch;
+    state_.world_size = comm_->world_size();
+    state_.batch_size = config_.data.batch_size;
+  }
   const std::string task_state = dir + "/task_state.safetensors";
   if (std::filesystem::exists(task_state)) {
     task_.load_state(load_safetensors(task_state).tensors, task_state);
   }
   set_cpu_rng_state(from_hex(j.at("rng_state").get<std::string>(), state_file));
+  // A run resumed in another precision starts its scaler afresh.
+  if (scaler_.enabled() && j.contains("loss_scaler")) {
+    scaler_.load_state(j.at("loss_scaler"), state_file);
+  }
 }
 
 bool Trainer::validate(ProgressReporter& progress, RunLog& log) {
   if (!task_.has_split(Split::kValid) || validated_step_ == state_.step) return false;
   validated_step_ = state_.step;
   Evaluation eval = task_.evaluate(Split::kValid);
+  // Every rank evaluates; averaging makes the decisions below (best, early stopping) the same
+  // on all of them, which they must be for the ranks to stay in step.
+  eval.metrics = comm_->average(eval.metrics);
   auto it = eval.metrics.find(config_.trainer.metric);
   if (it == eval.metrics.end()) {
     std::string known;
@@ -275,8 +322,11 @@ void Trainer::log_histograms(RunLog& log) {
 
 FitResult Trainer::fit() {
   const TrainerConfig& t = config_.trainer;
-  fs::create_directories(run_dir_);
-  write_file_atomic(run_dir_ + "/config.yaml", dump_config(config_));
+  const bool main = comm_->is_main();
+  if (main) {
+    fs::create_directories(run_dir_);
+    write_file_atomic(run_dir_ + "/config.yaml", dump_config(config_));
+  }
   if (t.resume == "auto") {
     if (fs::exists(checkpoint_root_ + "/latest")) resume_from(*latest_checkpoint(checkpoint_root_));
   } else if (t.resume != "none") {
@@ -285,7 +335,7 @@ FitResult Trainer::fit() {
   elapsed_base_ = state_.elapsed_seconds;
   session_start_ = std::chrono::steady_clock::now();
   const LoggingConfig& logging = config_.logging;
-  RunLog log(run_dir_, logging.jsonl, logging.tensorboard);
+  RunLog log(run_dir_, main && logging.jsonl, main && logging.tensorboard);
   if (EventWriter* events = log.events()) {
     // A resumed run redraws the steps after its checkpoint: TensorBoard drops the old ones.
     if (state_.step > 0) events->add_session_start(state_.step + 1);
@@ -294,11 +344,16 @@ FitResult Trainer::fit() {
     for (std::string line; std::getline(lines, line);) text += "    " + line + "\n";
     events->add_text("config", text, state_.step);
   }
-  ProgressReporter progress(logging.progress);
+  ProgressReporter progress(main ? logging.progress : "none");
   SignalScope signals;
   FitResult result;
   const int64_t total = total_steps();
   const int64_t per_epoch = task_.batches_per_epoch();
+  if (precision_ != Precision::kFp32 && !autocast_supported(precision_, device_)) {
+    progress.message("precision " + config_.precision + ": no " + config_.precision +
+                     " autocast on " + device_.str() +
+                     " in this LibTorch; the forward pass runs in fp32 (use bf16 on CPU)");
+  }
   if (state_.step > 0) {
     progress.message("resumed at step " + std::to_string(state_.step) + " (epoch " +
                      std::to_string(state_.epoch) + ", batch " + std::to_string(state_.batch) +
@@ -306,6 +361,11 @@ FitResult Trainer::fit() {
   }
   std::vector<torch::Tensor> params;  // the optimizer's: shared tensors once
   for (const auto& g : groups_) params.insert(params.end(), g.params.begin(), g.params.end());
+  // All ranks start from rank 0's weights (also after a resume, where they already agree).
+  broadcast_module(*comm_, *model_);
+  const bool distributed = comm_->distributed();
+  GradientSync sync(comm_, params,
+                    static_cast<int64_t>(config_.distributed.bucket_mb * 1024 * 1024));
   std::vector<torch::Tensor> penalized;  // L1/L2 apply to the decayed weights only
   for (const auto& g : groups_) {
     if (g.decay) penalized.insert(penalized.end(), g.params.begin(), g.params.end());
@@ -334,10 +394,16 @@ FitResult Trainer::fit() {
     optimizer_->zero_grad();
     const int64_t k = std::min(t.grad_accum_steps, per_epoch - state_.batch);
     double step_loss = 0;
+    int64_t step_tokens = 0, step_examples = 0;
     bool finite = true;
     for (int64_t i = 0; i < k; ++i) {
-      StepOutput out = task_.train_step(state_.epoch, state_.batch++);
-      torch::Tensor loss = out.loss / static_cast<double>(k);
+      sync.require_sync(i == k - 1);  // the earlier micro-steps only accumulate
+      StepOutput out;
+      {
+        AutocastScope autocast(precision_, device_);  // the forward pass only
+        out = task_.train_step(state_.epoch, state_.batch++);
+      }
+      torch::Tensor loss = out.loss.to(torch::kFloat) / static_cast<double>(k);
       if (t.l1 > 0 || t.l2 > 0) {
         torch::Tensor penalty = torch::zeros({}, loss.options());
         for (const auto& w : penalized) {
@@ -349,12 +415,49 @@ FitResult Trainer::fit() {
       const double value = loss.item<double>();
       if (!std::isfinite(value)) {
         finite = false;
-        break;
+        // Alone, stop at once; in a group every rank runs the same backward passes and
+        // collectives, and the ranks agree below to skip the step.
+        if (!distributed) break;
       }
-      loss.backward();
+      scaler_.scale_loss(loss).backward();
       step_loss += value;
-      tokens += out.tokens;
-      examples += out.examples;
+      step_tokens += out.tokens;
+      step_examples += out.examples;
+    }
+    sync.finish();
+    bool signalled = g_signal != 0;
+    if (distributed) {
+      // One small all-reduce per step: the mean loss and the global throughput for the log, and
+      // the decisions every rank must share (skip a non-finite step, stop on a signal).
+      torch::Tensor shared =
+          torch::tensor({step_loss, finite ? 0.0 : 1.0, signalled ? 1.0 : 0.0,
+                         static_cast<double>(step_tokens), static_cast<double>(step_examples)},
+                        torch::kFloat64);
+      comm_->all_reduce(shared);
+      const double world = static_cast<double>(comm_->world_size());
+      step_loss = shared[0].item<double>() / world;
+      finite = shared[1].item<double>() == 0;
+      signalled = shared[2].item<double>() > 0;
+      step_tokens = static_cast<int64_t>(shared[3].item<double>());
+      step_examples = static_cast<int64_t>(shared[4].item<double>());
+    }
+    tokens += step_tokens;
+    examples += step_examples;
+    // fp16: gradients overflowed at this loss scale. GradScaler's answer: skip the step, halve
+    // the scale, go on; not a sign of divergence. (Averaged gradients: every rank agrees.)
+    if (finite && !scaler_.unscale(params)) {
+      scaler_.update(false);
+      ++state_.nonfinite_steps;
+      char scale[32];
+      std::snprintf(scale, sizeof scale, "%g", scaler_.scale());
+      progress.message("step " + std::to_string(state_.step) +
+                       ": fp16 gradient overflow, step skipped, loss scale now " + scale);
+      if (scaler_.scale() < 1e-30) {
+        throw std::runtime_error("training diverged: fp16 loss scale fell to " +
+                                 std::string(scale) + " at step " + std::to_string(state_.step) +
+                                 " (gradients are inf/NaN at any scale; try bf16 or a lower lr)");
+      }
+      continue;
     }
     if (finite) {
       if (t.clip_grad_value > 0) torch::nn::utils::clip_grad_value_(params, t.clip_grad_value);
@@ -379,6 +482,7 @@ FitResult Trainer::fit() {
     const double lr = lr_at(config_.optimizer, config_.scheduler, state_.step, total);
     set_lr(*optimizer_, lr, groups_);
     optimizer_->step();
+    scaler_.update(true);
     ++state_.step;
     result.losses.push_back(step_loss);
     loss_sum += step_loss;
@@ -400,16 +504,16 @@ FitResult Trainer::fit() {
       loss_sum = 0, loss_count = 0, tokens = 0, examples = 0;
       window_start = now;
     }
-    if (logging.histograms_every > 0 && state_.step % logging.histograms_every == 0) {
+    if (main && logging.histograms_every > 0 && state_.step % logging.histograms_every == 0) {
       log_histograms(log);
     }
     if (t.eval_every > 0 && state_.step % t.eval_every == 0) stop = validate(progress, log);
     if (t.save_every > 0 && state_.step % t.save_every == 0 && saved_step_ != state_.step) {
       save_checkpoint();
     }
-    if (g_signal != 0) {
+    if (signalled) {
       result.interrupted = true;
-      result.signal = g_signal;
+      result.signal = g_signal != 0 ? g_signal.load() : SIGTERM;  // another rank's signal
       break;
     }
   }
@@ -441,6 +545,7 @@ FitResult Trainer::fit() {
   if (!result.interrupted && task_.has_split(Split::kTest)) {
     if (t.keep_best && !result.best_checkpoint.empty()) load_weights(task_, result.best_checkpoint);
     result.test = task_.evaluate(Split::kTest);
+    result.test->metrics = comm_->average(result.test->metrics);
     nlohmann::json record = {{"split", "test"}, {"step", state_.step}};
     for (const auto& [name, value] : result.test->metrics) record[name] = value;
     log.write(record);

@@ -8,7 +8,9 @@
 #include <string>
 
 #include "trainers/config.h"
+#include "trainers/distributed.h"
 #include "trainers/optim.h"
+#include "trainers/precision.h"
 #include "trainers/task.h"
 
 namespace nlpkit {
@@ -35,6 +37,8 @@ struct TrainerState {
   int64_t best_step = -1;
   int64_t evals_without_improvement = 0;
   double elapsed_seconds = 0;  // training time, summed over the sessions of a resumed run
+  int64_t world_size = 1;      // ranks that trained; `batch` counts batches of one rank ...
+  int64_t batch_size = 0;      // ... of this many examples (0: not recorded)
   nlohmann::json to_json() const;
   static TrainerState from_json(const nlohmann::json& j, const std::string& source);
 };
@@ -53,7 +57,11 @@ struct FitResult {
 
 class Trainer {
  public:
-  Trainer(ExperimentConfig config, Task& task, torch::Device device);
+  /// With a distributed `comm`, every rank runs fit() on its own shard of the data (the task
+  /// was built with config.data.shard_index/shard_count): weights start as rank 0's, gradients
+  /// are averaged, metrics averaged, and rank 0 alone writes checkpoints and logs.
+  Trainer(ExperimentConfig config, Task& task, torch::Device device,
+          std::shared_ptr<Communicator> comm = nullptr);
   /// Trains to the end (or to a signal / early stop), checkpointing on the way, then evaluates
   /// the test split (with the best checkpoint's weights when keep_best) if one is configured.
   FitResult fit();
@@ -73,6 +81,9 @@ class Trainer {
   ExperimentConfig config_;
   Task& task_;
   torch::Device device_;
+  std::shared_ptr<Communicator> comm_;  // never null: a single process has a no-op one
+  Precision precision_;
+  LossScaler scaler_;  // fp16 only
   std::shared_ptr<torch::nn::Module> model_;
   std::vector<ParameterGroup> groups_;  // the optimizer's groups, in its order
   std::unique_ptr<torch::optim::Optimizer> optimizer_;

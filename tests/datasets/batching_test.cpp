@@ -311,6 +311,39 @@ TEST(BootstrapSampleTest, DrawsWithReplacementDeterministically) {
   EXPECT_EQ(bootstrap_sample(1000, 5), sample);
   EXPECT_NE(bootstrap_sample(1000, 6), sample);
   EXPECT_ERROR(bootstrap_sample(0, 1), "n (0) must be positive");
+
+TEST(EpochBatchesTest, ShardsTogetherAreTheUnshardedBatches) {
+  // 2 shards of batch 3 = 1 shard of batch 6, batch by batch, every epoch.
+  EpochBatches whole(24, 6, true, 5);
+  EpochBatches rank0(24, 3, true, 5, 0, 2), rank1(24, 3, true, 5, 1, 2);
+  ASSERT_EQ(rank0.count(), whole.count());
+  for (int64_t epoch = 0; epoch < 2; ++epoch) {
+    for (int64_t b = 0; b < whole.count(); ++b) {
+      std::vector<int64_t> both = rank0.indices(epoch, b);
+      const std::vector<int64_t> other = rank1.indices(epoch, b);
+      both.insert(both.end(), other.begin(), other.end());
+      std::vector<int64_t> expected = whole.indices(epoch, b);
+      std::sort(both.begin(), both.end());
+      std::sort(expected.begin(), expected.end());
+      EXPECT_EQ(both, expected) << "epoch " << epoch << " batch " << b;
+    }
+  }
+  EXPECT_NE(rank0.indices(0, 0), rank0.indices(1, 0)) << "reshuffled each epoch";
+}
+
+TEST(EpochBatchesTest, UnevenDataIsPaddedByWrappingAround) {
+  // 7 examples on 3 shards: 9 slots, the first 2 of the order repeat; all shards get 3.
+  std::vector<int64_t> seen;
+  for (int64_t shard = 0; shard < 3; ++shard) {
+    EpochBatches batches(7, 2, false, 1, shard, 3);
+    EXPECT_EQ(batches.count(), 2);
+    for (int64_t b = 0; b < batches.count(); ++b) {
+      for (int64_t i : batches.indices(0, b)) seen.push_back(i);
+    }
+  }
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<int64_t>{0, 0, 1, 1, 2, 3, 4, 5, 6}));
+  EXPECT_ERROR(EpochBatches(7, 2, false, 1, 3, 3), "shard 3 of 3 does not exist");
 }
 
 }  // namespace

@@ -237,6 +237,24 @@ printf 'good\tfine\nlonely\n' > "$tmp/syn.tsv"
 expect 2 "$tmp/syn.tsv:2: expected a word and at least one synonym" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/badrun" augmentation.eda.copies=1 augmentation.eda.wordnet=\"\" augmentation.eda.synonyms="$tmp/syn.tsv"
 [[ ! -e "$tmp/badrun" ]] && ok || bad "a failed run left $tmp/badrun behind"
 command -v nvidia-smi >/dev/null || expect 2 "device: 'cuda:0' asked for, but CUDA is not available" -- "$nlpkit" train configs/tiny/classifier.yaml device=cuda:0 output_dir="$tmp/badrun"
+# Distributed: 2 local ranks over Gloo; rank 0 alone writes.
+expect 0 "2 ranks (gloo, torchrun)" -- "$nlpkit" launch --nproc 2 train configs/tiny/classifier.yaml output_dir="$tmp/drun" trainer.max_steps=3 logging.every=1 logging.progress=line data.test=\"\"
+[[ -f "$tmp/drun/checkpoints/latest" && -f "$tmp/drun/metrics.jsonl" ]] && ok || bad "distributed run: no checkpoint or metrics"
+expect 2 "launch: --nproc must be >= 1" -- "$nlpkit" launch --nproc 0 train configs/tiny/classifier.yaml
+expect 2 "launch: no command given" -- "$nlpkit" launch --nproc 2
+expect 2 "task language_model does not shard its data" -- "$nlpkit" launch --nproc 2 train configs/tiny/lstm_lm.yaml output_dir="$tmp/dlm"
+expect 2 "RANK and WORLD_SIZE are set but MASTER_ADDR is not" -- env RANK=0 WORLD_SIZE=2 "$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/badrun"
+expect 2 "environment variable RANK='x' is not an integer" -- env RANK=x WORLD_SIZE=2 "$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/badrun"
+# A rank killed mid-run: the launcher stops the other one and fails with the dead rank's status.
+"$nlpkit" launch --nproc 2 train configs/tiny/classifier.yaml output_dir="$tmp/dkill" trainer.epochs=100000 logging.every=1 logging.progress=line distributed.timeout_s=20 > "$tmp/dkill.log" 2>&1 &
+launcher=$!
+for _ in $(seq 300); do grep -q "^step " "$tmp/dkill.log" 2>/dev/null && break; sleep 0.1; done
+rank1=''
+for p in $(pgrep -P "$launcher"); do tr '\0' '\n' < "/proc/$p/environ" | grep -qx RANK=1 && rank1=$p; done
+if [[ -n "$rank1" ]]; then kill -9 "$rank1"; fi
+start=$SECONDS
+wait "$launcher"; rc=$?
+if [[ $rc -ne 0 && $((SECONDS - start)) -lt 30 ]] && grep -q "launch: rank 1 was killed by signal 9" "$tmp/dkill.log"; then ok; else bad "killed rank: launcher exit $rc after $((SECONDS - start)) s: $(tail -3 "$tmp/dkill.log")"; fi
 
 echo "cli_e2e: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -20,6 +20,7 @@
 #include "modules/deberta.h"
 #include "modules/deberta_pretraining.h"
 #include "modules/lora.h"
+#include "trainers/device.h"
 #include "trainers/huggingface.h"
 #include "trainers/metrics.h"
 #include "trainers/regularizers.h"
@@ -324,14 +325,15 @@ class EncoderTaskBase : public Task {
         if (!types.empty()) ya[i][j] = (*types[i])[j];
       }
     }
-    return {x.to(device_), m.to(device_), y.to(device_)};
+    return {to_device(x, device_), to_device(m, device_), to_device(y, device_)};
   }
 
   /// The training batches over n examples (built on first use).
   EpochBatches& train_batches(int64_t n) {
     if (!batches_) {
       batches_.emplace(n, config_.data.batch_size, config_.data.shuffle,
-                       static_cast<uint64_t>(config_.seed));
+                       static_cast<uint64_t>(config_.seed), config_.data.shard_index,
+                       config_.data.shard_count);
     }
     return *batches_;
   }
@@ -825,8 +827,8 @@ class PretrainingTask : public EncoderTaskBase {
       for (size_t j = 0; j < labels[i].size(); ++j) la[i][j] = labels[i][j];
       nsp.push_back(data[idx[i]].random_next);
     }
-    m.labels = l.to(device_);
-    m.nsp = torch::tensor(nsp, torch::kInt64).to(device_);
+    m.labels = to_device(l, device_);
+    m.nsp = to_device(torch::tensor(nsp, torch::kInt64), device_);
     return m;
   }
 
@@ -943,7 +945,7 @@ class EncoderClassificationTask : public EncoderTaskBase {
         deberta_ ? &deberta_->deberta->embeddings->layer_norm_input_hook
                  : &bert_->bert->embeddings->layer_norm_input_hook,
         deberta_ ? &deberta_->features_hook : &bert_->features_hook, b.ids, b.mask,
-        torch::tensor(labels).to(device_));
+        to_device(torch::tensor(labels), device_));
     step.loss = classification_step_loss(config_.regularization, cb);
     const torch::Tensor penalty = l2sp_penalty();
     if (penalty.defined()) step.loss = step.loss + penalty;

@@ -10,6 +10,7 @@
 #include "datasets/tokenizers.h"
 #include "datasets/vocab.h"
 #include "modules/text_classifier.h"
+#include "trainers/device.h"
 #include "trainers/metrics.h"
 #include "trainers/plot.h"
 #include "trainers/registry.h"
@@ -208,7 +209,8 @@ class ClassificationTask : public Task {
     if (!batches_) {
       batches_.emplace(static_cast<int64_t>(split(Split::kTrain).docs.size()),
                        config_.data.batch_size, config_.data.shuffle,
-                       static_cast<uint64_t>(config_.seed));
+                       static_cast<uint64_t>(config_.seed), config_.data.shard_index,
+                       config_.data.shard_count);
     }
     return *batches_;
   }
@@ -271,10 +273,10 @@ class ClassificationTask : public Task {
       if (!data.labels.empty()) labels.push_back(data.labels[i]);
     }
     DocumentBatch b = collate_documents(docs, labels, vocab_.pad_id());
-    b.ids = b.ids.to(device_);
-    b.word_mask = b.word_mask.to(device_);
-    b.sentence_mask = b.sentence_mask.to(device_);
-    if (b.labels.defined()) b.labels = b.labels.to(device_);
+    b.ids = to_device(b.ids, device_);
+    b.word_mask = to_device(b.word_mask, device_);
+    b.sentence_mask = to_device(b.sentence_mask, device_);
+    b.labels = to_device(b.labels, device_);
     return b;
   }
 

@@ -5,6 +5,7 @@
 #include "datasets/frames.h"
 #include "datasets/png.h"
 #include "modules/conv_recurrent.h"
+#include "trainers/device.h"
 
 namespace nlpkit {
 namespace {
@@ -61,7 +62,7 @@ class FramePredictionTask : public Task {
                                frames_.train_sequences - batch * config_.data.batch_size);
     torch::Tensor seqs = data().sample_train_batch(
         b, batch_seed(static_cast<uint64_t>(config_.seed), epoch, batch));  // (B, 20, 1, H, W)
-    seqs = seqs.to(device_);
+    seqs = to_device(seqs, device_);
     torch::Tensor x = seqs.narrow(1, 0, frames_.input_frames);
     torch::Tensor y = seqs.narrow(1, frames_.input_frames, frames_.future_frames);
     StepOutput out;
@@ -85,7 +86,7 @@ class FramePredictionTask : public Task {
            base_ssim = 0;
     for (int64_t begin = 0; begin < n; begin += config_.data.eval_batch_size) {
       const int64_t b = std::min(config_.data.eval_batch_size, n - begin);
-      torch::Tensor batch = seqs.narrow(0, begin, b).to(device_);
+      torch::Tensor batch = to_device(seqs.narrow(0, begin, b), device_);
       torch::Tensor x = batch.narrow(1, 0, in), y = batch.narrow(1, in, future);
       torch::Tensor logits = forward(x);
       loss_sum += loss(logits, y).item<double>() * b;
