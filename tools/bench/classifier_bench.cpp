@@ -33,6 +33,7 @@
 #include "modules/text_classifier.h"
 #include "tools/bench/bert_bench.h"
 #include "tools/bench/recurrent_bench.h"
+#include "tools/bench/transformer_bench.h"
 #include "tools/bench/wordpiece_bench.h"
 #include "trainers/allocator.h"
 #include "trainers/optim.h"
@@ -351,6 +352,7 @@ int main(int argc, char** argv) {
   if (bench == "recurrent") return nlpkit::bench::recurrent_main(argc - 1, argv + 1);
   if (bench == "bert") return nlpkit::bench::bert_main(argc - 1, argv + 1);
   if (bench == "wordpiece") return nlpkit::bench::wordpiece_main(argc - 1, argv + 1);
+  if (bench == "transformer") return nlpkit::bench::transformer_main(argc - 1, argv + 1);
   if (bench == "classifier") {
     --argc;
     ++argv;
