@@ -36,8 +36,8 @@ std::string base_word(const std::string& word) {
 
 bool letters_only(const std::string& word) {
   return !word.empty() && std::all_of(word.begin(), word.end(), [](char ch) {
-           return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || ch == '\'';
-         });
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || ch == '\'';
+  });
 }
 
 }  // namespace
@@ -104,8 +104,8 @@ void convert_cmudict(const std::string& dict_path, const std::string& out_dir,
 
   int64_t alternatives = 0;
   for (const auto& [word, prons] : words) alternatives += static_cast<int64_t>(prons.size()) - 1;
-  log << "cmudict: " << entries << " entries, " << words.size() << " words ("
-      << alternatives << " extra pronunciations), " << left_out
+  log << "cmudict: " << entries << " entries, " << words.size() << " words (" << alternatives
+      << " extra pronunciations), " << left_out
       << " entries with characters other than letters and apostrophes left out"
       << (options.strip_stress ? "; stress digits stripped" : "") << "\n";
   std::error_code ec;

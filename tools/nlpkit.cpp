@@ -11,9 +11,9 @@
 #include <sstream>
 #include <thread>
 
+#include "datasets/cmudict.h"
 #include "datasets/file_io.h"
 #include "datasets/frames.h"
-#include "datasets/cmudict.h"
 #include "datasets/spam_assassin.h"
 #include "datasets/wordpiece.h"
 #include "trainers/allocator.h"

@@ -319,7 +319,8 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& config, bool typed
 
 /// Loads `path`, applies `overrides` ("a.b.c=value"), validates, and returns the typed config.
 /// Throws ConfigError with `file:line:col: key.path: problem`.
-ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+ExperimentConfig load_config(const std::string& path,
+                             const std::vector<std::string>& overrides = {});
 
 /// Parses YAML text (used for configs saved inside checkpoints and by tests); `source` names it.
 ExperimentConfig parse_config(const std::string& yaml_text, const std::string& source,

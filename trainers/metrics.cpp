@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <cstdio>
+#include <map>
 #include <numeric>
 #include <sstream>
 
@@ -258,10 +258,12 @@ double corpus_bleu(const std::vector<TokenSequence>& hypotheses,
     ref_length += best;
     for (int n = 1; n <= max_n; ++n) {
       std::map<TokenSequence, int64_t> counts, max_ref;
-      for (size_t s = 0; s + n <= h.size(); ++s) ++counts[TokenSequence(h.begin() + s, h.begin() + s + n)];
+      for (size_t s = 0; s + n <= h.size(); ++s)
+        ++counts[TokenSequence(h.begin() + s, h.begin() + s + n)];
       for (const auto& r : references[i]) {
         std::map<TokenSequence, int64_t> rc;
-        for (size_t s = 0; s + n <= r.size(); ++s) ++rc[TokenSequence(r.begin() + s, r.begin() + s + n)];
+        for (size_t s = 0; s + n <= r.size(); ++s)
+          ++rc[TokenSequence(r.begin() + s, r.begin() + s + n)];
         for (const auto& [gram, c] : rc) max_ref[gram] = std::max(max_ref[gram], c);
       }
       for (const auto& [gram, c] : counts) {
@@ -276,9 +278,8 @@ double corpus_bleu(const std::vector<TokenSequence>& hypotheses,
     if (total[n] == 0 || matched[n] == 0) return 0.0;
     log_precision += std::log(matched[n] / total[n]) / max_n;
   }
-  const double brevity = hyp_length >= ref_length || hyp_length == 0
-                             ? 1.0
-                             : std::exp(1.0 - ref_length / hyp_length);
+  const double brevity =
+      hyp_length >= ref_length || hyp_length == 0 ? 1.0 : std::exp(1.0 - ref_length / hyp_length);
   return brevity * std::exp(log_precision);
 }
 

@@ -148,8 +148,7 @@ void declare_transformer(Section& s, ModelConfig& c) {
   s.add("activation", &o.activation(), "feed-forward activation").one_of({"relu", "gelu"});
   s.add("norm_first", &o.norm_first(), "pre-LN layers instead of the paper's post-LN");
   s.add("positions", &o.positions(), "positional encoding").one_of({"sinusoidal", "learned"});
-  s.add("max_length", &o.max_length(), "longest source or target sequence (positions)")
-      .at_least(1);
+  s.add("max_length", &o.max_length(), "longest source or target sequence (positions)").at_least(1);
   s.add("tie_embeddings", &o.tie_embeddings(),
         "none, decoder (output projection = target embedding) or all (one matrix; needs one "
         "shared vocabulary, so source and target token sets must match)")

@@ -17,12 +17,12 @@ class CmudictTest : public TempDirTest {
     return std::string(NLPKIT_SOURCE_DIR) + "/tests/data/cmudict_tiny/dict.txt";
   }
   /// All pairs of the three splits: word -> pronunciations, and which split holds each word.
-  std::map<std::string, std::vector<std::string>> read_all(std::map<std::string, std::string>* split_of) {
+  std::map<std::string, std::vector<std::string>> read_all(
+      std::map<std::string, std::string>* split_of) {
     std::map<std::string, std::vector<std::string>> all;
     for (const char* split : {"train", "valid", "test"}) {
-      for (const auto& p : read_parallel_tsv((dir_ / (std::string(split) + ".tsv")).string(),
-                                             "error")
-                               .pairs) {
+      for (const auto& p :
+           read_parallel_tsv((dir_ / (std::string(split) + ".tsv")).string(), "error").pairs) {
         all[p.source].push_back(p.target);
         if (split_of) {
           auto [it, inserted] = split_of->emplace(p.source, split);
@@ -45,8 +45,9 @@ TEST_F(CmudictTest, ConvertsLettersToPhonemesKeepingAlternatives) {
   EXPECT_EQ(all.at("aaronson").size(), 2u);
   EXPECT_EQ(all.at("a's"), (std::vector<std::string>{"EY1 Z"}));
   EXPECT_EQ(all.count("a42128"), 0u);
-  EXPECT_TRUE(Contains(log.str(), "cmudict: 21 entries, 12 words (6 extra pronunciations), 3 "
-                                  "entries with characters other than letters"))
+  EXPECT_TRUE(Contains(log.str(),
+                       "cmudict: 21 entries, 12 words (6 extra pronunciations), 3 "
+                       "entries with characters other than letters"))
       << log.str();
   // 90/5/5 by word: 12 words -> 10 / 1 / 1.
   int counts[3] = {0, 0, 0};

@@ -97,7 +97,8 @@ int write_data(const Args& a) {
   if (a.tgt_len <= a.src_len) {
     body = body.slice(1, 0, a.tgt_len);
   } else {
-    body = torch::cat({body, torch::randint(3, a.vocab, {n, a.tgt_len - a.src_len}, torch::kLong)}, 1);
+    body =
+        torch::cat({body, torch::randint(3, a.vocab, {n, a.tgt_len - a.src_len}, torch::kLong)}, 1);
   }
   const torch::Tensor tgt_in = torch::cat({torch::ones({n, 1}, torch::kLong), body}, 1);
   const torch::Tensor tgt_out = torch::cat({body, torch::full({n, 1}, 2, torch::kLong)}, 1);
@@ -132,8 +133,8 @@ int run(const Args& a) {
   }
   load_module_state(*model, weights, a.data);
   const int64_t batches = data["data.src"].size(0) / batch;
-  nlohmann::json result = {{"side", "nlpkit"},      {"mode", a.mode},     {"threads", a.threads},
-                           {"warmup", a.warmup},    {"steps", a.steps},   {"batch_size", batch}};
+  nlohmann::json result = {{"side", "nlpkit"},   {"mode", a.mode},   {"threads", a.threads},
+                           {"warmup", a.warmup}, {"steps", a.steps}, {"batch_size", batch}};
   if (a.mode == "train") {
     torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(1e-3));
     std::vector<double> losses;
@@ -165,8 +166,8 @@ int run(const Args& a) {
   } else {
     torch::NoGradGuard no_grad;
     model->eval();
-    const SearchOptions search = SearchOptions(1, 2).beam_size(a.beam).max_length(
-        data["data.tgt_out"].size(1) + 2);
+    const SearchOptions search =
+        SearchOptions(1, 2).beam_size(a.beam).max_length(data["data.tgt_out"].size(1) + 2);
     for (const bool incremental : {true, false}) {
       double timed_ms = 0;
       int64_t words = 0;
@@ -189,7 +190,8 @@ int run(const Args& a) {
       result[key + "_words_per_s"] = 1000.0 * words / timed_ms;
       result[key + "_first_batch"] = firsts;
     }
-    result["same_hypotheses"] = result["incremental_first_batch"] == result["recompute_first_batch"];
+    result["same_hypotheses"] =
+        result["incremental_first_batch"] == result["recompute_first_batch"];
     result.erase("incremental_first_batch");
     result.erase("recompute_first_batch");
     result["beam"] = a.beam;

@@ -65,10 +65,11 @@ class Seq2SeqTask : public Task {
     if (type == "transformer") {
       const int64_t needed = std::max(s.max_source_length, decode_length());
       if (config.model.transformer.max_length() < needed) {
-        throw ConfigError("model.max_length: " +
-                          std::to_string(config.model.transformer.max_length()) +
-                          " positions, but seq2seq.max_source_length and the decoding length "
-                          "need " + std::to_string(needed));
+        throw ConfigError(
+            "model.max_length: " + std::to_string(config.model.transformer.max_length()) +
+            " positions, but seq2seq.max_source_length and the decoding length "
+            "need " +
+            std::to_string(needed));
       }
     }
     if (artifacts_dir.empty()) {
@@ -173,9 +174,8 @@ class Seq2SeqTask : public Task {
       const torch::Tensor real = b.tgt_out.ne(0);
       nll += torch::nn::functional::cross_entropy(
                  logits.reshape({-1, logits.size(-1)}), b.tgt_out.reshape(-1),
-                 torch::nn::functional::CrossEntropyFuncOptions()
-                     .ignore_index(0)
-                     .reduction(torch::kSum))
+                 torch::nn::functional::CrossEntropyFuncOptions().ignore_index(0).reduction(
+                     torch::kSum))
                  .item<double>();
       correct += (logits.argmax(-1).eq(b.tgt_out) & real).sum().item<int64_t>();
       tokens += real.sum().item<int64_t>();
@@ -185,8 +185,8 @@ class Seq2SeqTask : public Task {
     std::vector<std::vector<TokenSequence>> references;
     for (size_t begin = 0; begin < d.examples.size(); begin += config_.data.eval_batch_size) {
       std::vector<const Example*> batch;
-      for (size_t i = begin;
-           i < std::min(d.examples.size(), begin + config_.data.eval_batch_size); ++i) {
+      for (size_t i = begin; i < std::min(d.examples.size(), begin + config_.data.eval_batch_size);
+           ++i) {
         batch.push_back(&d.examples[i]);
       }
       for (const Hypothesis& h : decode(batch)) hypotheses.push_back(target_tokens(h.tokens));
@@ -216,12 +216,13 @@ class Seq2SeqTask : public Task {
                 {"truncated_sequences", d.truncated},
                 {"oov_target_tokens", d.oov_targets}};
     char table[512];
-    std::snprintf(table, sizeof table,
-                  "  examples           %ld (%zu pairs)\n  loss               %.4f\n"
-                  "  token_accuracy     %.4f\n  sequence_accuracy  %.4f\n  wer                %.4f\n"
-                  "  per                %.4f\n  bleu               %.4f\n",
-                  long(m.examples), d.pairs.size(), mean_loss, token_accuracy,
-                  m.sequence_accuracy, m.wer, m.per, m.bleu);
+    std::snprintf(
+        table, sizeof table,
+        "  examples           %ld (%zu pairs)\n  loss               %.4f\n"
+        "  token_accuracy     %.4f\n  sequence_accuracy  %.4f\n  wer                %.4f\n"
+        "  per                %.4f\n  bleu               %.4f\n",
+        long(m.examples), d.pairs.size(), mean_loss, token_accuracy, m.sequence_accuracy, m.wer,
+        m.per, m.bleu);
     e.table = table;
     if (d.truncated > 0 || d.oov_targets > 0 || d.skipped > 0) {
       e.table += "  (" + std::to_string(d.skipped) + " lines skipped, " +
@@ -258,8 +259,8 @@ class Seq2SeqTask : public Task {
       }
       const std::string output =
           join_tokens(target_tokens(h.tokens), config_.seq2seq.target_tokens);
-      options.title = "input " + std::to_string(i + 1) + ": " + input_source(inputs[i]) + " -> " +
-                      output;
+      options.title =
+          "input " + std::to_string(i + 1) + ": " + input_source(inputs[i]) + " -> " + output;
       options.vmin = 0;
       options.vmax = 1;
       char name[32];
@@ -304,7 +305,7 @@ class Seq2SeqTask : public Task {
 
  private:
   const std::string& path(Split s) const {
-    return s == Split::kTrain ? config_.data.train
+    return s == Split::kTrain   ? config_.data.train
            : s == Split::kValid ? config_.data.valid
                                 : config_.data.test;
   }
@@ -317,7 +318,8 @@ class Seq2SeqTask : public Task {
   const SplitData& data(Split s) {
     auto it = splits_.find(s);
     if (it != splits_.end()) return it->second;
-    if (path(s).empty()) throw ConfigError(std::string("data.") + split_name(s) + ": no file given");
+    if (path(s).empty())
+      throw ConfigError(std::string("data.") + split_name(s) + ": no file given");
     return splits_[s] = encode_file(read_parallel_tsv(path(s), config_.data.on_error), path(s));
   }
 

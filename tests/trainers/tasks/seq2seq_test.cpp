@@ -44,7 +44,8 @@ TEST_F(Seq2SeqTaskTest, BothModelsTrainEvaluatePredictAndExplain) {
     auto task = trained(name);
     EXPECT_TRUE(Contains(task->summary(), "valid 35 sources (41 pairs)")) << task->summary();
     const Evaluation e = task->evaluate(Split::kValid);
-    for (const char* metric : {"loss", "token_accuracy", "sequence_accuracy", "wer", "per", "bleu"}) {
+    for (const char* metric :
+         {"loss", "token_accuracy", "sequence_accuracy", "wer", "per", "bleu"}) {
       ASSERT_TRUE(e.metrics.count(metric)) << name << " " << metric;
     }
     EXPECT_GE(e.metrics.at("wer"), 0);
@@ -72,11 +73,10 @@ TEST_F(Seq2SeqTaskTest, BadInputIsCountedOrAClearError) {
   // Empty source: an error naming file:line, or counted with on_error skip.
   EXPECT_ERROR(make_task(tiny_config("seq2seq", {"data.train=" + bad}), "", torch::kCPU),
                "bad.tsv:3: empty source");
-  EXPECT_ERROR(
-      make_task(tiny_config("seq2seq", {"data.train=" + bad, "data.on_error=skip",
-                                        "seq2seq.on_too_long=error"}),
-                "", torch::kCPU),
-      "bad.tsv:5: source has 26 tokens, more than seq2seq.max_source_length 12");
+  EXPECT_ERROR(make_task(tiny_config("seq2seq", {"data.train=" + bad, "data.on_error=skip",
+                                                 "seq2seq.on_too_long=error"}),
+                         "", torch::kCPU),
+               "bad.tsv:5: source has 26 tokens, more than seq2seq.max_source_length 12");
   auto task = make_task(tiny_config("seq2seq", {"data.valid=" + bad, "data.on_error=skip"}), "",
                         torch::kCPU);
   const std::string summary = task->summary();
@@ -87,13 +87,13 @@ TEST_F(Seq2SeqTaskTest, BadInputIsCountedOrAClearError) {
   EXPECT_EQ(e.report.at("oov_target_tokens").get<int64_t>(), 1);
   EXPECT_EQ(e.report.at("truncated_sequences").get<int64_t>(), 1);
   // Missing file, wrong model, too few positions, beam size 0.
-  EXPECT_ERROR(make_task(tiny_config("seq2seq", {"data.train=/nonexistent/x.tsv"}), "",
-                         torch::kCPU),
-               "/nonexistent/x.tsv");
+  EXPECT_ERROR(
+      make_task(tiny_config("seq2seq", {"data.train=/nonexistent/x.tsv"}), "", torch::kCPU),
+      "/nonexistent/x.tsv");
   const std::string src = NLPKIT_SOURCE_DIR;
-  EXPECT_ERROR(make_task(load_config(src + "/configs/tiny/lstm_lm.yaml", {"task=seq2seq"}), "",
-                         torch::kCPU),
-               "task seq2seq takes seq2seq_attention or transformer");
+  EXPECT_ERROR(
+      make_task(load_config(src + "/configs/tiny/lstm_lm.yaml", {"task=seq2seq"}), "", torch::kCPU),
+      "task seq2seq takes seq2seq_attention or transformer");
   EXPECT_ERROR(make_task(tiny_config("transformer", {"model.max_length=8"}), "", torch::kCPU),
                "model.max_length: 8 positions");
   EXPECT_ERROR(tiny_config("seq2seq", {"seq2seq.beam_size=0"}), "seq2seq.beam_size");
