@@ -13,6 +13,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "datasets/cmudict.h"
 #include "datasets/file_io.h"
 #include "datasets/frames.h"
 #include "datasets/sentencepiece.h"
@@ -366,15 +367,22 @@ int cmd_dump_config(const std::string& config_path, const std::vector<std::strin
   return 0;
 }
 
-int cmd_data_prepare(const std::string& name, const std::string& out) {
+int cmd_data_prepare(const std::string& name, const std::string& out, bool strip_stress) {
   const std::string dir = out.empty() ? "data/" + name : out;
-  if (name == "spam_assassin") {
+  if (strip_stress && name != "cmudict") {
+    throw InputError("data prepare: --strip-stress is an option of cmudict only");
+  }
+  if (name == "cmudict") {
+    CmudictOptions options;
+    options.strip_stress = strip_stress;
+    prepare_cmudict(dir, options, std::cout);
+  } else if (name == "spam_assassin") {
     prepare_spam_assassin(dir, std::cout);
   } else if (name == "moving_mnist") {
     prepare_moving_mnist(dir, std::cout);
   } else {
     throw InputError("data prepare: unknown data set '" + name +
-                     "'; available: moving_mnist, spam_assassin");
+                     "'; available: cmudict, moving_mnist, spam_assassin");
   }
   return 0;
 }
@@ -590,8 +598,11 @@ int main(int argc, char** argv) {
   auto* data_cmd = app.add_subcommand("data", "data sets");
   data_cmd->require_subcommand(1);
   auto* prepare = data_cmd->add_subcommand("prepare", "fetch and convert a public data set");
-  prepare->add_option("name", name, "data set: spam_assassin or moving_mnist")->required();
+  prepare->add_option("name", name, "data set: cmudict, spam_assassin or moving_mnist")->required();
   prepare->add_option("--out", out, "output directory (default: data/<name>)");
+  bool strip_stress = false;
+  prepare->add_flag("--strip-stress", strip_stress,
+                    "cmudict: drop the stress digits of the vowels (AH0 -> AH)");
 
   auto* tokenizer = app.add_subcommand("tokenizer", "learn or apply a subword vocabulary");
   tokenizer->require_subcommand(1);
@@ -657,7 +668,7 @@ int main(int argc, char** argv) {
       std::cout << format_registries();
       return 0;
     }
-    if (*prepare) return cmd_data_prepare(name, out);
+    if (*prepare) return cmd_data_prepare(name, out, strip_stress);
     if (*export_cmd) return cmd_export(format, checkpoint, out);
     if (*forward) return cmd_forward(checkpoint, inputs_path, output);
     if (*tok_train) {

@@ -506,6 +506,35 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
   eda.add("keep_original", &c.augmentation.eda.keep_original,
           "keep each original example besides its copies");
 
+  Section& sq = r.section("seq2seq", "Sequence-to-sequence (task seq2seq): TSV source<TAB>target.");
+  sq.add("source_tokens", &c.seq2seq.source_tokens,
+         "source tokens: char (one per character) or whitespace (space-separated)")
+      .one_of({"char", "whitespace"});
+  sq.add("target_tokens", &c.seq2seq.target_tokens,
+         "target tokens: char or whitespace (CMUdict phonemes)")
+      .one_of({"char", "whitespace"});
+  sq.add("max_source_length", &c.seq2seq.max_source_length, "longest source, in tokens")
+      .at_least(1);
+  sq.add("max_target_length", &c.seq2seq.max_target_length,
+         "longest target, in tokens (EOS not counted)")
+      .at_least(1);
+  sq.add("on_too_long", &c.seq2seq.on_too_long,
+         "a longer sequence: truncate (counted, reported) or error (naming file:line)")
+      .one_of({"truncate", "error"});
+  sq.add("beam_size", &c.seq2seq.beam_size, "beam width of evaluation and predict; 1 = greedy")
+      .at_least(1);
+  sq.add("length_penalty", &c.seq2seq.length_penalty,
+         "GNMT length penalty alpha ((5 + len) / 6)^alpha; 0 = none")
+      .at_least(0);
+  sq.add("max_decode_length", &c.seq2seq.max_decode_length,
+         "most tokens generated (EOS included); 0 = max_target_length + 1")
+      .at_least(0);
+  sq.add("label_smoothing", &c.seq2seq.label_smoothing, "label smoothing of the training loss")
+      .at_least(0)
+      .at_most(0.99);
+  sq.add("incremental", &c.seq2seq.incremental,
+         "transformer: decode with the key/value cache (false = recompute the prefix)");
+
   Section& f = r.section("frames", "Frame prediction (task frame_prediction, Moving MNIST).");
   f.add("input_frames", &c.frames.input_frames, "frames the model sees").at_least(1);
   f.add("future_frames", &c.frames.future_frames, "frames it predicts").at_least(1);

@@ -16,7 +16,9 @@
 #include "modules/bert.h"
 #include "modules/deberta.h"
 #include "modules/language_model.h"
+#include "modules/seq2seq.h"
 #include "modules/text_classifier.h"
+#include "modules/transformer.h"
 
 namespace YAML {
 class Node;
@@ -81,6 +83,10 @@ struct ModelConfig {
   std::vector<int64_t> convlstm_hidden_sizes = {64, 64};
   int64_t convlstm_kernel_size = 3;
   EncoderModelConfig encoder;
+  /// seq2seq_attention and transformer (task seq2seq); vocabulary sizes and pad_id come from
+  /// the data.
+  Seq2SeqOptions seq2seq_attention{0, 0};
+  TransformerOptions transformer{0, 0};
 };
 
 struct TokenizerConfig {
@@ -138,6 +144,20 @@ struct GenerationConfig {
   int64_t max_tokens = 40;
   double temperature = 1.0;
   int64_t top_k = 0;
+};
+
+/// Task seq2seq: parallel text, decoding and its bad-input policies.
+struct Seq2SeqConfig {
+  std::string source_tokens = "char";
+  std::string target_tokens = "whitespace";
+  int64_t max_source_length = 64;
+  int64_t max_target_length = 64;
+  std::string on_too_long = "truncate";
+  int64_t beam_size = 5;
+  double length_penalty = 0.0;
+  int64_t max_decode_length = 0;
+  double label_smoothing = 0.0;
+  bool incremental = true;
 };
 
 struct OptimizerConfig {
@@ -268,6 +288,7 @@ struct ExperimentConfig {
   LoggingConfig logging;
   DistributedConfig distributed;
   GenerationConfig generation;
+  Seq2SeqConfig seq2seq;
   FramesConfig frames;
   RegularizationConfig regularization;
   AugmentationConfig augmentation;
@@ -335,7 +356,8 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& config, bool typed
 
 /// Loads `path`, applies `overrides` ("a.b.c=value"), validates, and returns the typed config.
 /// Throws ConfigError with `file:line:col: key.path: problem`.
-ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+ExperimentConfig load_config(const std::string& path,
+                             const std::vector<std::string>& overrides = {});
 
 /// Parses YAML text (used for configs saved inside checkpoints and by tests); `source` names it.
 ExperimentConfig parse_config(const std::string& yaml_text, const std::string& source,

@@ -1,7 +1,9 @@
 #include "trainers/metrics.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <map>
 #include <numeric>
 #include <sstream>
 
@@ -215,6 +217,101 @@ std::string ClassificationReport::to_table() const {
     out << '\n';
   }
   return out.str();
+}
+
+}  // namespace nlpkit
+
+namespace nlpkit {
+
+int64_t edit_distance(const TokenSequence& a, const TokenSequence& b) {
+  std::vector<int64_t> row(b.size() + 1);
+  std::iota(row.begin(), row.end(), 0);
+  for (size_t i = 1; i <= a.size(); ++i) {
+    int64_t diagonal = row[0];
+    row[0] = static_cast<int64_t>(i);
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const int64_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+double corpus_bleu(const std::vector<TokenSequence>& hypotheses,
+                   const std::vector<std::vector<TokenSequence>>& references, int max_n) {
+  TORCH_CHECK(hypotheses.size() == references.size(), "corpus_bleu: ", hypotheses.size(),
+              " hypotheses but ", references.size(), " reference lists");
+  std::vector<double> matched(max_n, 0), total(max_n, 0);
+  double hyp_length = 0, ref_length = 0;
+  for (size_t i = 0; i < hypotheses.size(); ++i) {
+    const TokenSequence& h = hypotheses[i];
+    TORCH_CHECK(!references[i].empty(), "corpus_bleu: example ", i, " has no reference");
+    hyp_length += h.size();
+    // The reference length closest to the hypothesis' (the shorter on ties), as sacrebleu.
+    size_t best = references[i][0].size();
+    for (const auto& r : references[i]) {
+      const auto d = std::abs(static_cast<int64_t>(r.size()) - static_cast<int64_t>(h.size()));
+      const auto d_best = std::abs(static_cast<int64_t>(best) - static_cast<int64_t>(h.size()));
+      if (d < d_best || (d == d_best && r.size() < best)) best = r.size();
+    }
+    ref_length += best;
+    for (int n = 1; n <= max_n; ++n) {
+      std::map<TokenSequence, int64_t> counts, max_ref;
+      for (size_t s = 0; s + n <= h.size(); ++s)
+        ++counts[TokenSequence(h.begin() + s, h.begin() + s + n)];
+      for (const auto& r : references[i]) {
+        std::map<TokenSequence, int64_t> rc;
+        for (size_t s = 0; s + n <= r.size(); ++s)
+          ++rc[TokenSequence(r.begin() + s, r.begin() + s + n)];
+        for (const auto& [gram, c] : rc) max_ref[gram] = std::max(max_ref[gram], c);
+      }
+      for (const auto& [gram, c] : counts) {
+        auto it = max_ref.find(gram);
+        matched[n - 1] += std::min(c, it == max_ref.end() ? 0 : it->second);
+        total[n - 1] += c;
+      }
+    }
+  }
+  double log_precision = 0;
+  for (int n = 0; n < max_n; ++n) {
+    if (total[n] == 0 || matched[n] == 0) return 0.0;
+    log_precision += std::log(matched[n] / total[n]) / max_n;
+  }
+  const double brevity =
+      hyp_length >= ref_length || hyp_length == 0 ? 1.0 : std::exp(1.0 - ref_length / hyp_length);
+  return brevity * std::exp(log_precision);
+}
+
+SequenceMetrics sequence_metrics(const std::vector<TokenSequence>& hypotheses,
+                                 const std::vector<std::vector<TokenSequence>>& references) {
+  TORCH_CHECK(hypotheses.size() == references.size(), "sequence_metrics: ", hypotheses.size(),
+              " hypotheses but ", references.size(), " reference lists");
+  SequenceMetrics m;
+  m.examples = static_cast<int64_t>(hypotheses.size());
+  if (hypotheses.empty()) return m;
+  int64_t exact = 0, wrong = 0, edits = 0, length = 0;
+  for (size_t i = 0; i < hypotheses.size(); ++i) {
+    TORCH_CHECK(!references[i].empty(), "sequence_metrics: example ", i, " has no reference");
+    if (hypotheses[i] == references[i][0]) ++exact;
+    int64_t best = -1;
+    size_t best_length = 0;
+    for (const auto& r : references[i]) {
+      const int64_t d = edit_distance(hypotheses[i], r);
+      if (best < 0 || d < best) {
+        best = d;
+        best_length = r.size();
+      }
+    }
+    if (best > 0) ++wrong;
+    edits += best;
+    length += static_cast<int64_t>(best_length);
+  }
+  m.sequence_accuracy = double(exact) / m.examples;
+  m.wer = double(wrong) / m.examples;
+  m.per = length > 0 ? double(edits) / length : 0.0;
+  m.bleu = corpus_bleu(hypotheses, references);
+  return m;
 }
 
 }  // namespace nlpkit

@@ -69,4 +69,38 @@ ClassificationReport classification_report(const torch::Tensor& labels, const to
 /// statistic with ties averaged; nullopt unless both classes occur.
 std::optional<double> roc_auc_score(const torch::Tensor& is_positive, const torch::Tensor& scores);
 
+// ---------------------------------------------------------------------------------------------
+// Sequence-to-sequence metrics (tokens are strings: phonemes, words, characters)
+
+using TokenSequence = std::vector<std::string>;
+
+/// Levenshtein distance (insertions, deletions, substitutions, each 1) between two sequences.
+int64_t edit_distance(const TokenSequence& a, const TokenSequence& b);
+
+/// Scores of hypotheses against one or more references each.
+struct SequenceMetrics {
+  /// Exact matches of the first reference / examples.
+  double sequence_accuracy = 0;
+  /// Word error rate as the G2P literature counts it: examples whose hypothesis matches none
+  /// of the references / examples.
+  double wer = 0;
+  /// Token (phoneme) error rate: sum over examples of the edit distance to the closest
+  /// reference / sum of that reference's length.
+  double per = 0;
+  /// Corpus BLEU-4 (Papineni et al. 2002): clipped n-gram precisions with counts clipped by
+  /// the most in any reference, geometric mean over n = 1..4, brevity penalty against the
+  /// reference length closest to each hypothesis; 0 when a precision is 0.
+  double bleu = 0;
+  int64_t examples = 0;
+};
+
+/// hypotheses[i] is scored against references[i] (at least one each).
+///   sequence_metrics({{"K", "AE1", "T"}}, {{{"K", "AE1", "T"}}}).wer == 0
+SequenceMetrics sequence_metrics(const std::vector<TokenSequence>& hypotheses,
+                                 const std::vector<std::vector<TokenSequence>>& references);
+
+/// Corpus BLEU alone (see SequenceMetrics::bleu), up to max_n-grams.
+double corpus_bleu(const std::vector<TokenSequence>& hypotheses,
+                   const std::vector<std::vector<TokenSequence>>& references, int max_n = 4);
+
 }  // namespace nlpkit

@@ -8,6 +8,7 @@
 #include "trainers/tasks/classification.h"
 #include "trainers/tasks/frame_prediction.h"
 #include "trainers/tasks/language_model.h"
+#include "trainers/tasks/seq2seq.h"
 
 namespace nlpkit {
 namespace {
@@ -188,6 +189,53 @@ void declare_deberta(Section& s, ModelConfig& c) {
   declare_encoder_training(s, e);
 }
 
+void declare_seq2seq_attention(Section& s, ModelConfig& c) {
+  Seq2SeqOptions& o = c.seq2seq_attention;
+  s.add("embedding_dim", &o.embedding_dim(), "source and target embedding size").at_least(1);
+  s.add("hidden_size", &o.hidden_size(), "decoder size, and encoder size per direction")
+      .at_least(1);
+  s.add("num_layers", &o.num_layers(), "layers of the encoder and of the decoder").at_least(1);
+  s.add("cell", &o.cell(), "recurrent cell").one_of({"gru", "lstm"});
+  s.add("bidirectional", &o.bidirectional(), "bidirectional encoder");
+  s.add("dropout", &o.dropout(), "dropout on embeddings, between layers and before the output")
+      .at_least(0)
+      .at_most(0.99);
+  s.add("attention_style", &o.attention_style(),
+        "bahdanau (attention before the RNN step) or luong (after, with input feeding)")
+      .one_of({"bahdanau", "luong"});
+  s.add("score", &o.score(), "attention score function").one_of(attention_score_names());
+  s.add("attention_mode", &o.attention_mode(),
+        "soft (global), local (Luong local-p) or hard (straight-through Gumbel-softmax)")
+      .one_of({"soft", "local", "hard"});
+  s.add("window", &o.window(), "local attention: D, the window is 2D+1 wide").at_least(0);
+  s.add("teacher_forcing", &o.teacher_forcing(),
+        "probability of feeding the reference token in training (else the own prediction)")
+      .at_least(0)
+      .at_most(1);
+  s.add("reverse_source", &o.reverse_source(), "read the source backwards (Sutskever et al.)");
+}
+
+void declare_transformer(Section& s, ModelConfig& c) {
+  TransformerOptions& o = c.transformer;
+  s.add("hidden_size", &o.hidden_size(), "model width d_model").at_least(2);
+  s.add("num_heads", &o.num_heads(), "attention heads (must divide hidden_size)").at_least(1);
+  s.add("num_encoder_layers", &o.num_encoder_layers(), "encoder layers").at_least(1);
+  s.add("num_decoder_layers", &o.num_decoder_layers(), "decoder layers").at_least(1);
+  s.add("intermediate_size", &o.intermediate_size(), "feed-forward inner size").at_least(1);
+  s.add("dropout", &o.dropout(), "dropout on embeddings, attention and sublayer outputs")
+      .at_least(0)
+      .at_most(0.99);
+  s.add("activation", &o.activation(), "feed-forward activation").one_of({"relu", "gelu"});
+  s.add("norm_first", &o.norm_first(), "pre-LN layers instead of the paper's post-LN");
+  s.add("positions", &o.positions(), "positional encoding").one_of({"sinusoidal", "learned"});
+  s.add("max_length", &o.max_length(), "longest source or target sequence (positions)").at_least(1);
+  s.add("tie_embeddings", &o.tie_embeddings(),
+        "none, decoder (output projection = target embedding) or all (one matrix; needs one "
+        "shared vocabulary, so source and target token sets must match)")
+      .one_of({"none", "decoder", "all"});
+  s.add("layer_norm_eps", &o.layer_norm_eps(), "LayerNorm epsilon").greater_than(0);
+}
+
 // ---------------------------------------------------------------- optimizer.type
 
 template <class Options>
@@ -308,9 +356,14 @@ const std::vector<ModelEntry>& model_registry() {
       {"gru", "GRU language model (task: language_model)", declare_gru_lm},
       {"lstm", "LSTM language model (task: language_model)", declare_lstm_lm},
       {"rnn", "Elman RNN language model (task: language_model)", declare_rnn_lm},
+      {"seq2seq_attention",
+       "recurrent encoder-decoder with Bahdanau/Luong attention (task: seq2seq)",
+       declare_seq2seq_attention},
       {"text_cnn_bilstm_attention",
        "TextCNN-BiLSTM-Attention hierarchical document classifier (task: classification)",
        declare_text_classifier},
+      {"transformer", "Transformer encoder-decoder (Vaswani et al. 2017; task: seq2seq)",
+       declare_transformer},
   };
   return table;
 }
@@ -331,6 +384,9 @@ const std::vector<TaskEntry>& task_registry() {
        "DeBERTa-v3/ELECTRA pretraining: generator MLM + discriminator replaced-token detection; "
        "generator accuracy, replaced-token F1",
        make_replaced_token_detection_task},
+      {"seq2seq",
+       "source -> target sequences from TSV; token/sequence accuracy, WER, PER, BLEU; beam search",
+       make_seq2seq_task},
   };
   return table;
 }

@@ -197,6 +197,27 @@ expect 2 "model.pos_att_type: unknown value 'c2p|p2p'" -- "$nlpkit" train config
 expect 2 "model.type: task replaced_token_detection takes deberta, got 'bert'" -- "$nlpkit" train configs/tiny/bert_mlm.yaml task=replaced_token_detection output_dir="$tmp/badrun"
 [[ ! -e "$tmp/badrun" ]] && ok || bad "a failed run left $tmp/badrun behind"
 
+# Seq2Seq and Transformer (grapheme-to-phoneme on tests/data/tiny_g2p): train, predict, heatmaps,
+# and their bad input.
+for model in seq2seq transformer; do
+  expect 0 "wer" -- "$nlpkit" train configs/tiny/$model.yaml output_dir="$tmp/$model" trainer.max_steps=4 data.test=\"\"
+  # One line per input (empty after so few steps, hence wc rather than $(...)).
+  lines=$(printf 'cat\ndog\n' | "$nlpkit" predict "$tmp/$model" - 2>/dev/null | wc -l)
+  [[ $lines -eq 2 ]] && ok || bad "$model predict: $lines lines"
+  expect 0 "wrote 2 attention heatmap(s) to $tmp/${model}_explain" -- "$nlpkit" predict --explain "$tmp/${model}_explain" "$tmp/$model" <(printf 'cat\ndog\n')
+  [[ -f "$tmp/${model}_explain/seq_0002.png" ]] && ok || bad "$model explain files: $(ls "$tmp/${model}_explain")"
+done
+expect 2 "seq2seq.beam_size: must be >= 1" -- "$nlpkit" predict "$tmp/seq2seq" <(printf 'cat\n') seq2seq.beam_size=0
+expect 2 "predict: input line 2 has an empty source" -- "$nlpkit" predict "$tmp/seq2seq" <(printf 'cat\n \n')
+printf 'cat\tK AE1 T\n\tD AO1 G\n' > "$tmp/g2p_bad.tsv"
+expect 2 "$tmp/g2p_bad.tsv:2: empty source" -- "$nlpkit" train configs/tiny/seq2seq.yaml data.train="$tmp/g2p_bad.tsv" output_dir="$tmp/badrun"
+printf 'cat\tK AE1 T\nabcdefghijklmnopq\tEY1\n' > "$tmp/g2p_long.tsv"
+expect 2 "$tmp/g2p_long.tsv:2: source has 17 tokens, more than seq2seq.max_source_length 12" -- "$nlpkit" train configs/tiny/seq2seq.yaml data.train="$tmp/g2p_long.tsv" seq2seq.on_too_long=error output_dir="$tmp/badrun"
+expect 2 "data file not found: $tmp/none.tsv" -- "$nlpkit" train configs/tiny/transformer.yaml data.valid="$tmp/none.tsv" output_dir="$tmp/badrun"
+expect 2 "model.type: 'lstm' is not a sequence-to-sequence model; task seq2seq takes seq2seq_attention or transformer" -- "$nlpkit" train configs/tiny/lstm_lm.yaml task=seq2seq output_dir="$tmp/badrun"
+expect 2 "--strip-stress is an option of cmudict only" -- "$nlpkit" data prepare spam_assassin --strip-stress
+[[ ! -e "$tmp/badrun" ]] && ok || bad "a failed run left $tmp/badrun behind"
+
 # Errors: one line, exit 2 for bad config or input.
 expect 2 "config file not found: nope.yaml" -- "$nlpkit" train nope.yaml
 printf 'model:\n  hiden_size: 3\n' > "$tmp/typo.yaml"

@@ -225,3 +225,44 @@ TEST(ClassificationReportTest, BadInputThrows) {
 
 }  // namespace
 }  // namespace nlpkit
+
+namespace nlpkit {
+namespace {
+
+TEST(SequenceMetricsTest, EditDistance) {
+  EXPECT_EQ(edit_distance({"K", "AE1", "T"}, {"K", "AE1", "T"}), 0);
+  EXPECT_EQ(edit_distance({"K", "AE1", "T"}, {"K", "AH0", "T", "S"}), 2);
+  EXPECT_EQ(edit_distance({}, {"A", "B"}), 2);
+  EXPECT_EQ(edit_distance({"A", "B", "C"}, {}), 3);
+}
+
+TEST(SequenceMetricsTest, AnyReferenceCountsAndPerUsesTheClosest) {
+  const std::vector<TokenSequence> hyps = {{"DH", "IY0"}, {"K", "AE1", "T"}, {"D", "AO1"}};
+  const std::vector<std::vector<TokenSequence>> refs = {
+      {{"DH", "AH0"}, {"DH", "IY0"}},  // matches the second reference
+      {{"K", "AE1", "T"}},             // exact
+      {{"D", "AO1", "G"}}};            // one deletion
+  const SequenceMetrics m = sequence_metrics(hyps, refs);
+  EXPECT_EQ(m.examples, 3);
+  EXPECT_NEAR(m.sequence_accuracy, 1.0 / 3, 1e-12);  // first references only
+  EXPECT_NEAR(m.wer, 1.0 / 3, 1e-12);
+  EXPECT_NEAR(m.per, 1.0 / (2 + 3 + 3), 1e-12);
+}
+
+TEST(SequenceMetricsTest, CorpusBleuWithBrevityPenalty) {
+  const TokenSequence ref = {"a", "b", "c", "d", "e", "f"};
+  EXPECT_NEAR(corpus_bleu({ref}, {{ref}}), 1.0, 1e-12);
+  // All n-grams right but too short: only the brevity penalty exp(1 - 6/4).
+  EXPECT_NEAR(corpus_bleu({{"a", "b", "c", "d"}}, {{ref}}), std::exp(1.0 - 6.0 / 4.0), 1e-12);
+  // The closest reference length is used.
+  EXPECT_NEAR(corpus_bleu({{"a", "b", "c", "d"}}, {{ref, {"a", "b", "c", "d"}}}), 1.0, 1e-12);
+  // No 4-gram in common -> 0.
+  EXPECT_EQ(corpus_bleu({{"a", "b", "c"}}, {{ref}}), 0.0);
+  // Clipping: "a a a a a a" against "a b c d e f" has unigram precision 1/6.
+  const double p1 = 1.0 / 6;
+  EXPECT_EQ(corpus_bleu({{"a", "a", "a", "a", "a", "a"}}, {{ref}}), 0.0);  // no bigram matches
+  EXPECT_NEAR(corpus_bleu({{"a", "a", "a", "a", "a", "a"}}, {{ref}}, 1), p1, 1e-12);
+}
+
+}  // namespace
+}  // namespace nlpkit

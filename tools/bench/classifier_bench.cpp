@@ -33,6 +33,7 @@
 #include "modules/text_classifier.h"
 #include "tools/bench/bert_bench.h"
 #include "tools/bench/recurrent_bench.h"
+#include "tools/bench/transformer_bench.h"
 #include "tools/bench/wordpiece_bench.h"
 #include "trainers/allocator.h"
 #include "trainers/optim.h"
@@ -353,6 +354,7 @@ int main(int argc, char** argv) {
   if (bench == "bert") return nlpkit::bench::bert_main(argc - 1, argv + 1);
   if (bench == "wordpiece") return nlpkit::bench::wordpiece_main(argc - 1, argv + 1);
   if (bench == "sentencepiece") return nlpkit::bench::sentencepiece_main(argc - 1, argv + 1);
+  if (bench == "transformer") return nlpkit::bench::transformer_main(argc - 1, argv + 1);
   if (bench == "classifier") {
     --argc;
     ++argv;
