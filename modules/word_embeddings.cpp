@@ -393,4 +393,132 @@ Word2VecProgress train_word2vec(Word2Vec& model, const Word2VecCorpus& corpus,
   return done;
 }
 
+// ============================================================================== FastText
+
+FastTextImpl::FastTextImpl(FastTextOptions options_) : options(std::move(options_)) { reset(); }
+
+void FastTextImpl::reset() {
+  const auto& o = options;
+  TORCH_CHECK(o.vocab_size() > 0, "FastText: vocab_size must be > 0, got ", o.vocab_size());
+  TORCH_CHECK(o.num_classes() > 1, "FastText: num_classes must be > 1, got ", o.num_classes());
+  TORCH_CHECK(o.embedding_dim() > 0, "FastText: embedding_dim must be > 0");
+  TORCH_CHECK(o.word_ngrams() >= 1, "FastText: word_ngrams must be >= 1, got ", o.word_ngrams());
+  TORCH_CHECK(o.buckets() >= 0 && (o.word_ngrams() == 1 || o.buckets() > 0),
+              "FastText: word_ngrams > 1 needs buckets > 0, got ", o.buckets());
+  embedding = register_module(
+      "embedding", torch::nn::EmbeddingBag(torch::nn::EmbeddingBagOptions(
+                                               o.vocab_size() + o.buckets(), o.embedding_dim())
+                                               .mode(torch::kMean)));
+  fc = register_module("fc", torch::nn::Linear(o.embedding_dim(), o.num_classes()));
+  reset_parameters();
+}
+
+void FastTextImpl::reset_parameters() {
+  torch::NoGradGuard no_grad;
+  const double bound = 1.0 / static_cast<double>(options.embedding_dim());
+  embedding->weight.uniform_(-bound, bound);
+  fc->weight.zero_();
+  fc->bias.zero_();
+}
+
+torch::Tensor FastTextImpl::forward(const torch::Tensor& ids, const torch::Tensor& offsets) {
+  TORCH_CHECK(ids.dim() == 1 && offsets.dim() == 1, "FastText: ids and offsets must be 1-d, got ",
+              ids.sizes(), " and ", offsets.sizes());
+  const torch::Tensor bag = embedding->forward(ids, offsets);  // (B, D)
+  return fc->forward(bag);                                     // (B, C)
+}
+
+void FastTextImpl::pretty_print(std::ostream& stream) const {
+  stream << "nlpkit::FastText(vocab_size=" << options.vocab_size()
+         << ", num_classes=" << options.num_classes()
+         << ", embedding_dim=" << options.embedding_dim()
+         << ", word_ngrams=" << options.word_ngrams() << ", buckets=" << options.buckets() << ")";
+}
+
+std::vector<int64_t> fasttext_input_ids(const std::vector<int64_t>& word_ids, int64_t vocab_size,
+                                        int64_t word_ngrams, int64_t buckets) {
+  std::vector<int64_t> out;
+  out.reserve(word_ids.size() * static_cast<size_t>(word_ngrams));
+  for (int64_t id : word_ids) {
+    if (id >= 0) out.push_back(id);
+  }
+  if (buckets <= 0) return out;
+  const auto n = static_cast<int64_t>(word_ids.size());
+  for (int64_t i = 0; i < n; ++i) {
+    if (word_ids[i] < 0) continue;
+    uint64_t h = static_cast<uint64_t>(word_ids[i]);
+    for (int64_t j = i + 1; j < n && j < i + word_ngrams; ++j) {
+      if (word_ids[j] < 0) break;
+      h = h * 116049371ULL + static_cast<uint64_t>(word_ids[j]);
+      out.push_back(vocab_size + static_cast<int64_t>(h % static_cast<uint64_t>(buckets)));
+    }
+  }
+  return out;
+}
+
+// ============================================================================== NNLM
+
+NNLMImpl::NNLMImpl(NNLMOptions options_) : options(std::move(options_)) { reset(); }
+
+void NNLMImpl::reset() {
+  const auto& o = options;
+  TORCH_CHECK(o.vocab_size() > 0, "NNLM: vocab_size must be > 0, got ", o.vocab_size());
+  TORCH_CHECK(o.context_size() > 0, "NNLM: context_size must be > 0, got ", o.context_size());
+  TORCH_CHECK(o.embedding_dim() > 0 && o.hidden_size() > 0,
+              "NNLM: embedding_dim and hidden_size must be > 0");
+  TORCH_CHECK(o.dropout() >= 0 && o.dropout() < 1, "NNLM: dropout must be in [0, 1), got ",
+              o.dropout());
+  TORCH_CHECK(o.pad_id() >= 0 && o.pad_id() < o.vocab_size(), "NNLM: pad_id ", o.pad_id(),
+              " outside the vocabulary (", o.vocab_size(), ")");
+  const int64_t in = o.context_size() * o.embedding_dim();
+  embedding = register_module("embedding", torch::nn::Embedding(o.vocab_size(), o.embedding_dim()));
+  hidden = register_module("hidden", torch::nn::Linear(in, o.hidden_size()));
+  output = register_module("output", torch::nn::Linear(o.hidden_size(), o.vocab_size()));
+  if (o.direct_connections()) {
+    direct = register_module(
+        "direct", torch::nn::Linear(torch::nn::LinearOptions(in, o.vocab_size()).bias(false)));
+  }
+  dropout = register_module("dropout", torch::nn::Dropout(o.dropout()));
+  reset_parameters();
+}
+
+void NNLMImpl::reset_parameters() {
+  // LibTorch's defaults (N(0, 1) embeddings, Kaiming-uniform linears); the zero direct map
+  // starts the model as the plain tanh network.
+  torch::NoGradGuard no_grad;
+  embedding->reset_parameters();
+  hidden->reset_parameters();
+  output->reset_parameters();
+  if (direct) direct->weight.zero_();
+}
+
+LMOutput NNLMImpl::forward(const torch::Tensor& ids, const torch::Tensor& history) {
+  TORCH_CHECK(ids.dim() == 2, "NNLM: ids must be (B, T), got ", ids.sizes());
+  const int64_t b = ids.size(0), t = ids.size(1), n = options.context_size();
+  torch::Tensor before = history;
+  if (!before.defined()) before = torch::full({b, n}, options.pad_id(), ids.options());
+  TORCH_CHECK(before.dim() == 2 && before.size(0) == b && before.size(1) == n,
+              "NNLM: history must be (", b, ", ", n, "), got ", before.sizes());
+  const torch::Tensor stream = torch::cat({before, ids}, 1);  // (B, n + T)
+  // Prediction i (the word after ids[:, i]) sees stream[:, i+1 .. i+n].
+  const torch::Tensor contexts = stream.narrow(1, 1, n + t - 1).unfold(1, n, 1);  // (B, T, n)
+  torch::Tensor x = embedding->forward(contexts).reshape({b, t, -1});             // (B, T, nE)
+  x = dropout->forward(x);
+  torch::Tensor logits = output->forward(dropout->forward(torch::tanh(hidden->forward(x))));
+  if (direct) logits = logits + direct->forward(x);  // (B, T, V)
+  LMOutput out;
+  out.logits = logits;
+  out.h_n = stream.narrow(1, t, n);  // (B, n): the last n words
+  return out;
+}
+
+void NNLMImpl::pretty_print(std::ostream& stream) const {
+  stream << "nlpkit::NNLM(vocab_size=" << options.vocab_size()
+         << ", context_size=" << options.context_size()
+         << ", embedding_dim=" << options.embedding_dim()
+         << ", hidden_size=" << options.hidden_size()
+         << ", direct_connections=" << (options.direct_connections() ? "true" : "false")
+         << ", dropout=" << options.dropout() << ")";
+}
+
 }  // namespace nlpkit

@@ -8,6 +8,14 @@
 // (sigmoid table over [-6, 6], its gradient clamps, its subsampling formula, lr floor of
 // 1e-4 * lr); the training loop is our own: lock-free (Hogwild, Recht et al. 2011) threads
 // updating the parameters' plain float arrays, as word2vec.c and fastText do.
+//
+// FastText classifier (Joulin et al. 2017, "Bag of Tricks for Efficient Text Classification";
+// facebookresearch/fastText's supervised mode): the mean of word and hashed word n-gram
+// embeddings -> one linear layer -> softmax.
+//
+// NNLM (Bengio et al. 2003, "A Neural Probabilistic Language Model"): the embeddings of the
+// previous n - 1 words, concatenated -> tanh hidden layer -> softmax over the vocabulary, with
+// optional direct connections from the embeddings to the output: y = b + W x + U tanh(d + H x).
 #pragma once
 
 #include <torch/torch.h>
@@ -16,6 +24,8 @@
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "modules/language_model.h"
 
 namespace nlpkit {
 
@@ -108,6 +118,89 @@ Word2VecProgress train_word2vec(Word2Vec& model, const Word2VecCorpus& corpus,
                                 const std::vector<int64_t>& counts,
                                 const Word2VecTrainOptions& options,
                                 const std::function<void(const Word2VecProgress&)>& progress = {});
+
+// ============================================================================== FastText
+
+struct FastTextOptions {
+  FastTextOptions(int64_t vocab_size, int64_t num_classes)
+      : vocab_size_(vocab_size), num_classes_(num_classes) {}
+  /// Words; the embedding table holds vocab_size + buckets rows (words, then n-gram buckets).
+  TORCH_ARG(int64_t, vocab_size);
+  TORCH_ARG(int64_t, num_classes);
+  TORCH_ARG(int64_t, embedding_dim) = 100;
+  /// Longest word n-gram (1 = words only, fastText's -wordNgrams).
+  TORCH_ARG(int64_t, word_ngrams) = 2;
+  /// Hash buckets shared by all n-grams (fastText's -bucket).
+  TORCH_ARG(int64_t, buckets) = 200000;
+};
+
+/// Averaged word + n-gram embeddings -> linear. Parameters: `embedding.weight` (V + buckets, D)
+/// and `fc.weight`/`fc.bias` (C, D)/(C), initialised as fastText does (uniform(-1/D, 1/D) and
+/// zeros).
+class FastTextImpl : public torch::nn::Cloneable<FastTextImpl> {
+ public:
+  explicit FastTextImpl(FastTextOptions options_);
+  void reset() override;
+  void reset_parameters();
+  /// ids (N) int64, the ids of all documents one after the other (fasttext_input_ids);
+  /// offsets (B) int64, where each document starts -> logits (B, C). An empty document
+  /// (offsets equal) gets the zero vector, hence fc.bias.
+  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& offsets);
+  void pretty_print(std::ostream& stream) const override;
+
+  FastTextOptions options;
+  torch::nn::EmbeddingBag embedding{nullptr};
+  torch::nn::Linear fc{nullptr};
+};
+TORCH_MODULE(FastText);
+
+/// A document's input ids: its word ids, then for n = 2..word_ngrams the bucket of each n-gram
+/// of consecutive words, vocab_size + hash % buckets (fastText's hash of word ids:
+/// h = h * 116049371 + id). Words outside the vocabulary (negative ids) are left out and break
+/// n-grams.
+std::vector<int64_t> fasttext_input_ids(const std::vector<int64_t>& word_ids, int64_t vocab_size,
+                                        int64_t word_ngrams, int64_t buckets);
+
+// ============================================================================== NNLM
+
+struct NNLMOptions {
+  /* implicit */ NNLMOptions(int64_t vocab_size = 0) : vocab_size_(vocab_size) {}
+  TORCH_ARG(int64_t, vocab_size);
+  /// n - 1: the words each prediction sees.
+  TORCH_ARG(int64_t, context_size) = 4;
+  TORCH_ARG(int64_t, embedding_dim) = 64;
+  TORCH_ARG(int64_t, hidden_size) = 128;
+  /// Bengio's W: a linear map from the concatenated embeddings straight to the output.
+  TORCH_ARG(bool, direct_connections) = false;
+  TORCH_ARG(double, dropout) = 0.0;
+  /// Id that fills the context before the first word (history undefined).
+  TORCH_ARG(int64_t, pad_id) = 0;
+};
+
+/// Parameters: `embedding.weight` (V, E) (Bengio's C), `hidden` (H, (n-1)E and d), `output`
+/// (U and b: (V, H), (V)), and with direct connections `direct.weight` (V, (n-1)E), no bias.
+class NNLMImpl : public torch::nn::Cloneable<NNLMImpl> {
+ public:
+  explicit NNLMImpl(NNLMOptions options_);
+  void reset() override;
+  void reset_parameters();
+  /// ids (B, T) int64; history (B, n-1) int64, the words before ids[:, 0] (undefined = pad)
+  /// -> logits (B, T, V) of each next word, and h_n = the last n-1 words (B, n-1) to pass as
+  /// the history of the next window (the language_model task carries it like an RNN state).
+  LMOutput forward(const torch::Tensor& ids, const torch::Tensor& history = {});
+  void pretty_print(std::ostream& stream) const override;
+
+  NNLMOptions options;
+  torch::nn::Embedding embedding{nullptr};
+  torch::nn::Linear hidden{nullptr};
+  torch::nn::Linear output{nullptr};
+  torch::nn::Linear direct{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+
+ protected:
+  FORWARD_HAS_DEFAULT_ARGS({1, torch::nn::AnyValue(torch::Tensor())})
+};
+TORCH_MODULE(NNLM);
 
 namespace detail {
 

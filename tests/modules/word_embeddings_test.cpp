@@ -176,5 +176,97 @@ TEST(Word2VecTest, RejectsIdsOutsideTheVocabulary) {
                     "word id 5 outside the vocabulary");
 }
 
+// ------------------------------------------------------------------------ FastText
+
+TEST(FastTextTest, InputIdsAreWordsThenHashedNgrams) {
+  const std::vector<int64_t> ids = fasttext_input_ids({3, 5, -1, 7}, 10, 2, 100);
+  // Words 3, 5, 7 (the unknown one dropped), then the one bigram not broken by it.
+  ASSERT_EQ(ids.size(), 4u);
+  EXPECT_EQ(std::vector<int64_t>(ids.begin(), ids.begin() + 3), (std::vector<int64_t>{3, 5, 7}));
+  EXPECT_EQ(ids[3], 10 + static_cast<int64_t>((3ULL * 116049371ULL + 5ULL) % 100));
+  EXPECT_EQ(fasttext_input_ids({1, 2, 3}, 10, 3, 100).size(), 3u + 2 + 1);
+  EXPECT_EQ(fasttext_input_ids({1, 2, 3}, 10, 1, 0).size(), 3u);
+}
+
+TEST(FastTextTest, ShapesKeysPrintAndOverfitting) {
+  torch::manual_seed(0);
+  FastText model(FastTextOptions(6, 2).embedding_dim(8).word_ngrams(2).buckets(4));
+  EXPECT_EQ(parameter_keys(*model),
+            (std::vector<std::string>{"embedding.weight", "fc.weight", "fc.bias"}));
+  EXPECT_EQ(model->embedding->weight.sizes(), torch::IntArrayRef({10, 8}));
+  EXPECT_EQ(printed(*model),
+            "nlpkit::FastText(vocab_size=6, num_classes=2, embedding_dim=8, word_ngrams=2, "
+            "buckets=4)");
+  // Two documents of words {0, 1} -> class 0 and {2, 3} -> class 1, plus an empty one.
+  const torch::Tensor ids = torch::tensor({0, 1, 6, 2, 3, 7}, torch::kInt64);
+  const torch::Tensor offsets = torch::tensor({0, 3, 6}, torch::kInt64);
+  const torch::Tensor labels = torch::tensor({0, 1, 0}, torch::kInt64);
+  EXPECT_EQ(model->forward(ids, offsets).sizes(), torch::IntArrayRef({3, 2}));
+  torch::optim::SGD sgd(model->parameters(), 0.5);
+  for (int i = 0; i < 200; ++i) {
+    sgd.zero_grad();
+    const torch::Tensor loss =
+        torch::nn::functional::cross_entropy(model->forward(ids, offsets), labels);
+    loss.backward();
+    // Step 0 has no gradient to the embeddings: fastText starts the output layer at zero.
+    if (i == 1) {
+      for (const auto& p : model->named_parameters()) {
+        EXPECT_TRUE(p.value().grad().defined() && p.value().grad().abs().sum().item<float>() > 0)
+            << p.key();
+      }
+    }
+    sgd.step();
+  }
+  EXPECT_TRUE(torch::equal(model->forward(ids, offsets).argmax(-1), labels));
+}
+
+// ------------------------------------------------------------------------ NNLM
+
+TEST(NNLMTest, ShapesKeysAndHistory) {
+  NNLM model(
+      NNLMOptions(20).context_size(3).embedding_dim(4).hidden_size(5).direct_connections(true));
+  EXPECT_EQ(parameter_keys(*model),
+            (std::vector<std::string>{"embedding.weight", "hidden.weight", "hidden.bias",
+                                      "output.weight", "output.bias", "direct.weight"}));
+  EXPECT_EQ(model->direct->weight.sizes(), torch::IntArrayRef({20, 12}));
+  EXPECT_EQ(printed(*model),
+            "nlpkit::NNLM(vocab_size=20, context_size=3, embedding_dim=4, hidden_size=5, "
+            "direct_connections=true, dropout=0)");
+  const torch::Tensor ids = torch::randint(1, 20, {2, 7}, torch::kInt64);
+  const LMOutput whole = model->forward(ids);
+  EXPECT_EQ(whole.logits.sizes(), torch::IntArrayRef({2, 7, 20}));
+  EXPECT_TRUE(torch::equal(whole.h_n, ids.narrow(1, 4, 3)));
+  // Two windows with the history carried == one window.
+  const LMOutput first = model->forward(ids.narrow(1, 0, 4));
+  const LMOutput second = model->forward(ids.narrow(1, 4, 3), first.h_n);
+  EXPECT_TRUE(torch::allclose(torch::cat({first.logits, second.logits}, 1), whole.logits));
+  // Position i sees exactly the 3 words ending at i: changing word 0 leaves logits 3.. alone.
+  torch::Tensor changed = ids.clone();
+  changed[0][0] = (ids[0][0].item<int64_t>() % 19) + 1;
+  const torch::Tensor l = model->forward(changed).logits;
+  EXPECT_FALSE(torch::allclose(l[0][0], whole.logits[0][0]));
+  EXPECT_TRUE(torch::allclose(l[0].narrow(0, 3, 4), whole.logits[0].narrow(0, 3, 4)));
+}
+
+TEST(NNLMTest, LearnsADeterministicSequence) {
+  torch::manual_seed(0);
+  NNLM model(NNLMOptions(8).context_size(2).embedding_dim(8).hidden_size(16));
+  // 1 2 3 4 5 6 7 1 2 3 ... : the next word is a function of the previous two.
+  std::vector<int64_t> seq;
+  for (int i = 0; i < 64; ++i) seq.push_back(1 + i % 7);
+  const torch::Tensor data = torch::tensor(seq, torch::kInt64).view({2, 32});
+  const torch::Tensor x = data.narrow(1, 0, 31), y = data.narrow(1, 1, 31);
+  torch::optim::Adam adam(model->parameters(), 0.05);
+  for (int i = 0; i < 150; ++i) {
+    adam.zero_grad();
+    torch::nn::functional::cross_entropy(model->forward(x).logits.reshape({-1, 8}), y.reshape({-1}))
+        .backward();
+    adam.step();
+  }
+  const torch::Tensor predicted = model->forward(x).logits.argmax(-1);
+  // The first prediction of each row has a padded context; the rest are determined.
+  EXPECT_TRUE(torch::equal(predicted.narrow(1, 1, 30), y.narrow(1, 1, 30)));
+}
+
 }  // namespace
 }  // namespace nlpkit
