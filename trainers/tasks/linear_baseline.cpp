@@ -24,7 +24,12 @@ LogisticRegression fit_logistic_regression(const torch::Tensor& x, const torch::
   TORCH_CHECK(x.dim() == 2 && labels.dim() == 1 && x.size(0) == labels.size(0),
               "fit_logistic_regression: x (N, F) and labels (N) expected, got ", x.sizes(), " and ",
               labels.sizes());
-  torch::AutoGradMode grad(true);
+  const int64_t n = x.size(0);
+  // The gradient by hand, X^T (softmax - Y) / N + l2 W, with X^T built once: autograd through a
+  // sparse matmul would transpose and re-sort X on every one of L-BFGS's evaluations.
+  const torch::Tensor xs = x.is_sparse() ? x.coalesce() : x;
+  const torch::Tensor xt = x.is_sparse() ? x.t().coalesce() : x.t().contiguous();
+  const torch::Tensor y = torch::one_hot(labels, num_classes).to(torch::kFloat32);  // (N, C)
   LogisticRegression model;
   model.weight = torch::zeros({x.size(1), num_classes}, torch::requires_grad());
   model.bias = torch::zeros({num_classes}, torch::requires_grad());
@@ -33,10 +38,13 @@ LogisticRegression fit_logistic_regression(const torch::Tensor& x, const torch::
                                                             .history_size(10)
                                                             .line_search_fn("strong_wolfe"));
   auto closure = [&] {
-    lbfgs.zero_grad();
-    torch::Tensor loss = torch::nn::functional::cross_entropy(model.logits(x), labels) +
-                         0.5 * l2 * model.weight.pow(2).sum();
-    loss.backward();
+    torch::NoGradGuard no_grad;
+    const torch::Tensor logits = torch::mm(xs, model.weight) + model.bias;  // (N, C)
+    const torch::Tensor log_p = torch::log_softmax(logits, 1);
+    const torch::Tensor loss = -(log_p * y).sum() / n + 0.5 * l2 * model.weight.pow(2).sum();
+    const torch::Tensor residual = (log_p.exp() - y) / n;  // dLoss/dlogits
+    model.weight.mutable_grad() = torch::mm(xt, residual) + l2 * model.weight;
+    model.bias.mutable_grad() = residual.sum(0);
     return loss;
   };
   lbfgs.step(closure);

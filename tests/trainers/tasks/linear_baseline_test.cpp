@@ -30,6 +30,15 @@ TEST_F(LinearBaselineTest, LogisticRegressionSeparatesAndL2Shrinks) {
   EXPECT_TRUE(torch::equal(weak.logits(x.to_sparse()).argmax(-1), y));
   const LogisticRegression strong = fit_logistic_regression(x, y, 2, 10.0, 50);
   EXPECT_LT(strong.weight.norm().item<float>(), weak.weight.norm().item<float>());
+  // The hand-written gradient is the loss's: the fit is a stationary point of it for autograd.
+  const torch::Tensor w = strong.weight.clone().requires_grad_(true);
+  const torch::Tensor b = strong.bias.clone().requires_grad_(true);
+  const torch::Tensor loss =
+      torch::nn::functional::cross_entropy(torch::mm(x.to_sparse(), w) + b, y) +
+      0.5 * 10.0 * w.pow(2).sum();
+  loss.backward();
+  EXPECT_LT(w.grad().abs().max().item<float>(), 1e-4);
+  EXPECT_LT(b.grad().abs().max().item<float>(), 1e-4);
 }
 
 TEST_F(LinearBaselineTest, GridSearchWithStratifiedFoldsThenTest) {
