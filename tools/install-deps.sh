@@ -2,7 +2,7 @@
 # Installs the Debian packages nlpkit builds, tests and benchmarks with. Idempotent: installs only
 # what is missing, and runs apt-get update only when something is. Uses sudo when not root.
 #   tools/install-deps.sh          build + test dependencies
-#   tools/install-deps.sh --bench  also the Python peers for tools/bench (python3-torch)
+#   tools/install-deps.sh --bench  also the peers for tools/bench (python3-torch, fasttext, gensim)
 set -euo pipefail
 
 pkgs=(cmake g++ make ccache pkg-config libpng-dev
@@ -12,7 +12,8 @@ pkgs=(cmake g++ make ccache pkg-config libpng-dev
       wordnet-base
       # Without OpenBLAS Debian's LibTorch falls back to the reference BLAS (about 7x slower).
       libopenblas0-pthread)
-if [[ "${1:-}" == "--bench" ]]; then pkgs+=(python3-torch); fi
+# --bench: the peers of tools/bench (python3-torch; fastText and gensim for word vectors).
+if [[ "${1:-}" == "--bench" ]]; then pkgs+=(python3-torch fasttext python3-gensim); fi
 # npm fetches the public data sets; a Node.js install from elsewhere brings its own npm.
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 

@@ -19,6 +19,7 @@
 #include "datasets/sentencepiece.h"
 #include "datasets/spam_assassin.h"
 #include "datasets/text_classification.h"
+#include "datasets/word_vectors.h"
 #include "datasets/wordpiece.h"
 #include "trainers/allocator.h"
 #include "trainers/checkpoint.h"
@@ -92,11 +93,15 @@ int cmd_train(const std::string& config_path, const std::vector<std::string>& ov
     if (p.requires_grad()) trainable += p.numel();
   }
   if (main) {
-    std::cerr << task->summary() << "\n"
-              << "model " << config.model.type << " | " << parameters << " parameters"
-              << (trainable < parameters ? " (" + std::to_string(trainable) + " trainable)" : "")
-              << "\n";
+    std::cerr << task->summary() << "\n";
+    // Tasks without a model section (linear_baseline) have no parameters to count.
+    if (parameters > 0) {
+      std::cerr << "model " << config.model.type << " | " << parameters << " parameters"
+                << (trainable < parameters ? " (" + std::to_string(trainable) + " trainable)" : "")
+                << "\n";
+    }
   }
+  if (task->train_standalone()) return 0;
   Trainer trainer(config, *task, device, comm);
   FitResult result = trainer.fit();
   if (!main) return result.interrupted ? 128 + result.signal : 0;
@@ -488,6 +493,38 @@ int cmd_tokenizer_encode(const std::string& type, const std::string& vocab,
   return 0;
 }
 
+void print_scored(const std::vector<ScoredWord>& words) {
+  for (const auto& [word, score] : words) {
+    char line[64];
+    std::snprintf(line, sizeof line, "\t%.4f", score);
+    std::cout << word << line << "\n";
+  }
+}
+
+/// `nlpkit embeddings neighbors FILE WORD...`: the k nearest words of each query by cosine.
+int cmd_embeddings_neighbors(const std::string& path, const std::string& format,
+                             const std::vector<std::string>& words, int64_t k) {
+  const WordVectors vectors = load_word_vectors(path, format);
+  for (const auto& w : words) vectors.index(w);  // every query word known before any output
+  for (size_t i = 0; i < words.size(); ++i) {
+    if (words.size() > 1) std::cout << (i ? "\n" : "") << "# " << words[i] << "\n";
+    print_scored(nearest_neighbors(vectors, words[i], k));
+  }
+  return 0;
+}
+
+/// `nlpkit embeddings analogy FILE A B C`: a is to b as c is to ?
+int cmd_embeddings_analogy(const std::string& path, const std::string& format,
+                           const std::vector<std::string>& words, int64_t k) {
+  if (words.size() != 3) {
+    throw InputError("embeddings analogy: give three words A B C (A is to B as C is to ?), got " +
+                     std::to_string(words.size()));
+  }
+  const WordVectors vectors = load_word_vectors(path, format);
+  print_scored(analogy(vectors, words[0], words[1], words[2], k));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -639,6 +676,26 @@ int main(int argc, char** argv) {
                            "as BERT uncased; sentencepiece: off by default, as DeBERTa-v3)");
   tok_encode->add_flag("--add-special-tokens", add_special_tokens, "wrap in [CLS] ... [SEP]");
 
+  auto* embeddings =
+      app.add_subcommand("embeddings", "query word vectors (word2vec text or binary files)");
+  embeddings->require_subcommand(1);
+  std::string vectors_path, vectors_format = "auto";
+  std::vector<std::string> query_words;
+  int64_t top_k = 10;
+  auto* neighbors = embeddings->add_subcommand(
+      "neighbors", "the nearest words of each query word, by cosine similarity");
+  auto* analogy_cmd = embeddings->add_subcommand(
+      "analogy", "A B C: the words closest to B - A + C (A is to B as C is to ?)");
+  for (auto* sub : {neighbors, analogy_cmd}) {
+    sub->add_option("vectors", vectors_path, "vectors file (e.g. runs/NAME/vectors.txt)")
+        ->required();
+    sub->add_option("words", query_words, "query words")->required();
+    sub->add_option("-k,--top", top_k, "answers per query (default: 10)")
+        ->check(CLI::PositiveNumber);
+    sub->add_option("--format", vectors_format, "auto (.bin = binary), text or binary")
+        ->check(CLI::IsMember({"auto", "text", "binary"}));
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -671,6 +728,8 @@ int main(int argc, char** argv) {
     if (*prepare) return cmd_data_prepare(name, out, strip_stress);
     if (*export_cmd) return cmd_export(format, checkpoint, out);
     if (*forward) return cmd_forward(checkpoint, inputs_path, output);
+    if (*neighbors) return cmd_embeddings_neighbors(vectors_path, vectors_format, query_words, top_k);
+    if (*analogy_cmd) return cmd_embeddings_analogy(vectors_path, vectors_format, query_words, top_k);
     if (*tok_train) {
       // SentencePiece models are cased unless asked (DeBERTa-v3); WordPiece lowercases (BERT).
       if (tokenizer_type == "sentencepiece" && train_lowercase->count() == 0) lowercase = false;

@@ -213,6 +213,31 @@ Field& Section::add(const std::string& key, std::vector<int64_t>* target, const 
   return f;
 }
 
+Field& Section::add(const std::string& key, std::vector<double>* target, const std::string& doc) {
+  Field& f = make_field(*this, key, "list of float", doc);
+  f.read = [target, &f](const YAML::Node& n, const std::string& where, const std::string& path) {
+    if (!n.IsSequence()) fail(where, path, "expected a list of numbers, found " + describe(n));
+    std::vector<double> values;
+    for (size_t i = 0; i < n.size(); ++i) {
+      double v = 0;
+      const std::string at = element_where(where, n[i]);
+      if (!n[i].IsScalar() || !parse_double(n[i].Scalar(), &v)) {
+        fail(at, path + "[" + std::to_string(i) + "]", "expected a number, found " + describe(n[i]));
+      }
+      check_number(f, v, at, path + "[" + std::to_string(i) + "]");
+      values.push_back(v);
+    }
+    if (values.empty()) fail(where, path, "expected a non-empty list");
+    *target = values;
+  };
+  f.show = [target] {
+    std::string s = "[";
+    for (size_t i = 0; i < target->size(); ++i) s += (i ? ", " : "") + format_double((*target)[i]);
+    return s + "]";
+  };
+  return f;
+}
+
 Section& Section::section(const std::string& key, const std::string& section_doc) {
   TORCH_CHECK(!find_field(key) && !find_section(key), "config key declared twice: ", key);
   sections.push_back(std::make_unique<Section>(key, section_doc));
@@ -534,6 +559,20 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
       .at_most(0.99);
   sq.add("incremental", &c.seq2seq.incremental,
          "transformer: decode with the key/value cache (false = recompute the prefix)");
+  Section& lin = r.section(
+      "linear", "Task linear_baseline: logistic regression on classic features, cross-validated.");
+  lin.add("features", &c.linear.features,
+          "tfidf (TF = count/length, IDF = log(N/(df+1))), bow (counts) or binary")
+      .one_of({"tfidf", "bow", "binary"});
+  lin.add("ngram_max", &c.linear.ngram_max,
+          "grid of n-gram ranges 1..n tried (data.min_freq and data.max_vocab_size limit terms)")
+      .at_least(1);
+  lin.add("l2", &c.linear.l2, "grid of L2 strengths tried (loss = mean CE + l2/2 ||W||^2)")
+      .at_least(0);
+  lin.add("folds", &c.linear.folds, "stratified cross-validation folds on data.train").at_least(2);
+  lin.add("iterations", &c.linear.iterations, "L-BFGS iterations per fit").at_least(1);
+  lin.add("metric", &c.linear.metric, "what the grid search maximises")
+      .one_of({"accuracy", "macro_f1"});
 
   Section& f = r.section("frames", "Frame prediction (task frame_prediction, Moving MNIST).");
   f.add("input_frames", &c.frames.input_frames, "frames the model sees").at_least(1);

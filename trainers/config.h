@@ -72,6 +72,35 @@ struct EncoderModelConfig {
   double rtd_lambda = 50;
 };
 
+/// model.type word2vec (task word2vec): modules/word_embeddings.h. min_count is data.min_freq,
+/// the starting learning rate optimizer.lr, the passes trainer.epochs.
+struct Word2VecModelConfig {
+  int64_t embedding_dim = 100;
+  std::string architecture = "skip_gram";
+  std::string loss = "negative_sampling";
+  int64_t negative = 5;
+  int64_t window = 5;
+  double sample = 1e-3;
+  std::string output_format = "text";
+};
+
+/// model.type fasttext (task classification): averaged word and hashed word n-gram embeddings
+/// -> linear (Joulin et al. 2017).
+struct FastTextModelConfig {
+  int64_t embedding_dim = 100;
+  int64_t word_ngrams = 2;
+  int64_t buckets = 200000;
+};
+
+/// model.type nnlm (task language_model): Bengio et al. 2003.
+struct NNLMModelConfig {
+  int64_t context_size = 4;
+  int64_t embedding_dim = 64;
+  int64_t hidden_size = 128;
+  bool direct_connections = false;
+  double dropout = 0.0;
+};
+
 struct ModelConfig {
   std::string type = "text_cnn_bilstm_attention";
   /// Options of each model family; only the one named by `type` is read from YAML.
@@ -87,6 +116,9 @@ struct ModelConfig {
   /// the data.
   Seq2SeqOptions seq2seq_attention{0, 0};
   TransformerOptions transformer{0, 0};
+  Word2VecModelConfig word2vec;
+  FastTextModelConfig fasttext;
+  NNLMModelConfig nnlm;
 };
 
 struct TokenizerConfig {
@@ -270,6 +302,17 @@ struct AugmentationConfig {
   EdaConfig eda;
 };
 
+/// Task linear_baseline (datasets/features.h): logistic regression on classic features, its
+/// regularisation and n-gram range chosen by stratified k-fold cross-validation.
+struct LinearBaselineConfig {
+  std::string features = "tfidf";
+  std::vector<int64_t> ngram_max = {1, 2};
+  std::vector<double> l2 = {1e-5, 1e-4, 1e-3};
+  int64_t folds = 5;
+  int64_t iterations = 100;
+  std::string metric = "accuracy";
+};
+
 struct ExperimentConfig {
   std::string name = "experiment";
   std::string task = "classification";
@@ -292,6 +335,7 @@ struct ExperimentConfig {
   FramesConfig frames;
   RegularizationConfig regularization;
   AugmentationConfig augmentation;
+  LinearBaselineConfig linear;
 
   /// The run directory: output_dir, or runs/<name> when unset.
   std::string run_dir() const { return output_dir.empty() ? "runs/" + name : output_dir; }
@@ -333,6 +377,7 @@ class Section {
   Field& add(const std::string& key, double* target, const std::string& doc);
   Field& add(const std::string& key, std::string* target, const std::string& doc);
   Field& add(const std::string& key, std::vector<int64_t>* target, const std::string& doc);
+  Field& add(const std::string& key, std::vector<double>* target, const std::string& doc);
   Section& section(const std::string& key, const std::string& doc);
 
   /// A section whose keys depend on its `type` field (model): `declare_type(section)` adds the

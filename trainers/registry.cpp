@@ -9,6 +9,8 @@
 #include "trainers/tasks/frame_prediction.h"
 #include "trainers/tasks/language_model.h"
 #include "trainers/tasks/seq2seq.h"
+#include "trainers/tasks/linear_baseline.h"
+#include "trainers/tasks/word2vec.h"
 
 namespace nlpkit {
 namespace {
@@ -236,6 +238,48 @@ void declare_transformer(Section& s, ModelConfig& c) {
   s.add("layer_norm_eps", &o.layer_norm_eps(), "LayerNorm epsilon").greater_than(0);
 }
 
+void declare_word2vec(Section& s, ModelConfig& c) {
+  Word2VecModelConfig& w = c.word2vec;
+  s.add("embedding_dim", &w.embedding_dim, "word vector size").at_least(1);
+  s.add("architecture", &w.architecture,
+        "skip_gram (predict the context from the word) or cbow (the word from its context)")
+      .one_of({"skip_gram", "cbow"});
+  s.add("loss", &w.loss,
+        "negative_sampling (unigram^0.75 noise) or hierarchical_softmax (Huffman tree)")
+      .one_of({"negative_sampling", "hierarchical_softmax"});
+  s.add("negative", &w.negative, "negative_sampling: noise words per positive word").at_least(1);
+  s.add("window", &w.window, "largest context distance (each word draws its own 1..window)")
+      .at_least(1);
+  s.add("sample", &w.sample,
+        "subsampling threshold t: a word of frequency f is kept with probability "
+        "(sqrt(f/t) + 1) t/f; 0 = off")
+      .at_least(0);
+  s.add("output_format", &w.output_format,
+        "vectors written to the run directory: text (vectors.txt), binary (vectors.bin) or both")
+      .one_of({"text", "binary", "both"});
+}
+
+void declare_fasttext(Section& s, ModelConfig& c) {
+  FastTextModelConfig& f = c.fasttext;
+  s.add("embedding_dim", &f.embedding_dim, "word and n-gram embedding size").at_least(1);
+  s.add("word_ngrams", &f.word_ngrams, "longest word n-gram (1 = words only; fastText -wordNgrams)")
+      .at_least(1);
+  s.add("buckets", &f.buckets, "hash buckets shared by the n-grams (fastText -bucket)").at_least(1);
+}
+
+void declare_nnlm(Section& s, ModelConfig& c) {
+  NNLMModelConfig& n = c.nnlm;
+  s.add("context_size", &n.context_size, "previous words each prediction sees (n - 1)")
+      .at_least(1);
+  s.add("embedding_dim", &n.embedding_dim, "word embedding size").at_least(1);
+  s.add("hidden_size", &n.hidden_size, "tanh hidden layer size").at_least(1);
+  s.add("direct_connections", &n.direct_connections,
+        "add Bengio's direct linear map from the embeddings to the output");
+  s.add("dropout", &n.dropout, "dropout on the embeddings and the hidden layer")
+      .at_least(0)
+      .at_most(0.99);
+}
+
 // ---------------------------------------------------------------- optimizer.type
 
 template <class Options>
@@ -353,8 +397,14 @@ const std::vector<ModelEntry>& model_registry() {
        "DeBERTa-v2/v3, HuggingFace-compatible (tasks: classification, masked_lm, "
        "replaced_token_detection)",
        declare_deberta},
+      {"fasttext",
+       "FastText: averaged word + hashed n-gram embeddings -> linear (task: classification)",
+       declare_fasttext},
       {"gru", "GRU language model (task: language_model)", declare_gru_lm},
       {"lstm", "LSTM language model (task: language_model)", declare_lstm_lm},
+      {"nnlm",
+       "Bengio et al. 2003 feed-forward n-gram language model (task: language_model)",
+       declare_nnlm},
       {"rnn", "Elman RNN language model (task: language_model)", declare_rnn_lm},
       {"seq2seq_attention",
        "recurrent encoder-decoder with Bahdanau/Luong attention (task: seq2seq)",
@@ -364,6 +414,10 @@ const std::vector<ModelEntry>& model_registry() {
        declare_text_classifier},
       {"transformer", "Transformer encoder-decoder (Vaswani et al. 2017; task: seq2seq)",
        declare_transformer},
+      {"word2vec",
+       "Word2Vec skip-gram/CBOW word vectors, lock-free multi-threaded CPU training (task: "
+       "word2vec)",
+       declare_word2vec},
   };
   return table;
 }
@@ -376,6 +430,9 @@ const std::vector<TaskEntry>& task_registry() {
        make_frame_prediction_task},
       {"language_model", "next-token prediction on a text corpus; perplexity; sampling",
        make_language_model_task},
+      {"linear_baseline",
+       "logistic regression on TF-IDF / bag-of-n-gram features; k-fold grid search",
+       make_linear_baseline_task},
       {"masked_lm",
        "BERT/DeBERTa pretraining: masked tokens (+ BERT's next sentence, DeBERTa's EMD); MLM "
        "accuracy, perplexity",
@@ -387,6 +444,9 @@ const std::vector<TaskEntry>& task_registry() {
       {"seq2seq",
        "source -> target sequences from TSV; token/sequence accuracy, WER, PER, BLEU; beam search",
        make_seq2seq_task},
+      {"word2vec",
+       "word vectors from a corpus (vectors.txt/.bin in the run directory); no Trainer steps",
+       make_word2vec_task},
   };
   return table;
 }

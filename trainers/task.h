@@ -71,6 +71,10 @@ class Task {
         "predict --explain: this task's model has no attention weights to draw (task "
         "classification has)");
   }
+  /// Tasks that do not train by backpropagation steps (word2vec's lock-free SGD on plain
+  /// arrays) train here, write their outputs into the run directory and return true; `nlpkit
+  /// train` then skips the Trainer. The default returns false.
+  virtual bool train_standalone() { return false; }
   /// Tensors the task carries from batch to batch (e.g. a language model's hidden state), saved
   /// in checkpoints so that a resumed run continues exactly.
   virtual NamedTensors state() const { return {}; }

@@ -218,6 +218,38 @@ expect 2 "model.type: 'lstm' is not a sequence-to-sequence model; task seq2seq t
 expect 2 "--strip-stress is an option of cmudict only" -- "$nlpkit" data prepare spam_assassin --strip-stress
 [[ ! -e "$tmp/badrun" ]] && ok || bad "a failed run left $tmp/badrun behind"
 
+# Word2Vec: train vectors (text + binary), query them, feed them to the classifier; bad input.
+w2v="$tmp/w2v_run"
+expect 0 "words/s/thread" -- "$nlpkit" train configs/tiny/word2vec.yaml output_dir="$w2v"
+[[ -f "$w2v/vectors.txt" && -f "$w2v/vectors.bin" && "$(head -1 "$w2v/vectors.txt")" =~ ^[0-9]+\ 16$ ]] && ok || bad "word2vec outputs: $(ls "$w2v")"
+out=$("$nlpkit" embeddings neighbors "$w2v/vectors.bin" dog -k 3 2>&1)
+[[ $? -eq 0 && $(echo "$out" | grep -cE $'^[^\t]+\t-?[01]\.[0-9]{4}$') -eq 3 ]] && ok || bad "embeddings neighbors: $out"
+expect 0 "" -- "$nlpkit" embeddings analogy "$w2v/vectors.txt" cat dog the -k 2
+expect 2 "error: unknown word 'unicorn' (not among the" -- "$nlpkit" embeddings neighbors "$w2v/vectors.txt" dog unicorn
+expect 2 "embeddings analogy: give three words A B C" -- "$nlpkit" embeddings analogy "$w2v/vectors.txt" cat dog
+{ echo "2 3"; echo "a 1 2 3"; echo "b 1 2"; } > "$tmp/vec_bad.txt"
+expect 2 "error: $tmp/vec_bad.txt:3: 'b' has 2 values, expected 3" -- "$nlpkit" embeddings neighbors "$tmp/vec_bad.txt" a
+expect 2 "word vectors file not found: $tmp/none.txt" -- "$nlpkit" embeddings neighbors "$tmp/none.txt" a
+expect 0 "accuracy" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$tmp/w2v_cls" data.pretrained_embeddings="$w2v/vectors.txt" trainer.epochs=1
+printf '\n\n' > "$tmp/empty.txt"
+expect 2 "data file has no text: $tmp/empty.txt" -- "$nlpkit" train configs/tiny/word2vec.yaml data.train="$tmp/empty.txt" output_dir="$tmp/badrun"
+printf '\x01\x02\n' > "$tmp/controls.txt"  # a line, but no token: tokenizers drop control characters
+expect 2 "holds no words (empty corpus)" -- "$nlpkit" train configs/tiny/word2vec.yaml data.train="$tmp/controls.txt" output_dir="$tmp/badrun"
+expect 2 "data.min_freq 100000 removes every word of tests/data/tiny_lm/train.txt" -- "$nlpkit" train configs/tiny/word2vec.yaml data.min_freq=100000 output_dir="$tmp/badrun"
+expect 2 "model.architecture: unknown value 'glove'" -- "$nlpkit" train configs/tiny/word2vec.yaml model.architecture=glove output_dir="$tmp/badrun"
+[[ ! -e "$tmp/badrun" ]] && ok || bad "a failed word2vec run left $tmp/badrun behind"
+# FastText, NNLM and the TF-IDF baseline.
+expect 0 "accuracy" -- "$nlpkit" train configs/tiny/fasttext.yaml output_dir="$tmp/fasttext"
+out=$("$nlpkit" predict "$tmp/fasttext" "$tmp/texts.txt" 2>/dev/null)
+[[ $(echo "$out" | grep -cE $'^(ham|spam)\t(0|1)\.[0-9]{4}$') -eq 16 ]] && ok || bad "fasttext predict output: $out"
+expect 0 "perplexity" -- "$nlpkit" train configs/tiny/nnlm.yaml output_dir="$tmp/nnlm"
+out=$(printf 'the cat\n' | "$nlpkit" predict "$tmp/nnlm" - generation.max_tokens=4 2>/dev/null)
+[[ "$out" == "the cat"* ]] && ok || bad "nnlm predict: $out"
+expect 0 "macro avg" -- "$nlpkit" train configs/tiny/linear_baseline.yaml output_dir="$tmp/linear"
+[[ -f "$tmp/linear/linear_baseline.json" ]] && ok || bad "no linear_baseline.json"
+expect 2 "no features left" -- "$nlpkit" train configs/tiny/linear_baseline.yaml data.min_freq=100000 output_dir="$tmp/badrun"
+[[ ! -e "$tmp/badrun" ]] && ok || bad "a failed linear_baseline run left $tmp/badrun behind"
+
 # Errors: one line, exit 2 for bad config or input.
 expect 2 "config file not found: nope.yaml" -- "$nlpkit" train nope.yaml
 printf 'model:\n  hiden_size: 3\n' > "$tmp/typo.yaml"

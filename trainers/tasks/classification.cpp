@@ -16,6 +16,7 @@
 #include "trainers/registry.h"
 #include "trainers/regularizers.h"
 #include "trainers/tasks/bert.h"
+#include "trainers/tasks/fasttext.h"
 
 namespace nlpkit {
 namespace {
@@ -37,7 +38,7 @@ class ClassificationTask : public Task {
         hierarchy_{config.data.max_sentences, config.data.max_sentence_length} {
     if (config.model.type != "text_cnn_bilstm_attention") {
       throw ConfigError("model.type: '" + config.model.type +
-                        "' is not a classifier; task classification takes text_cnn_bilstm_attention or bert");
+                        "' is not a classifier; task classification takes text_cnn_bilstm_attention, bert or fasttext");
     }
     if (artifacts_dir.empty()) {
       if (config.data.train.empty()) throw ConfigError("data.train: no training file given");
@@ -358,6 +359,9 @@ std::unique_ptr<Task> make_classification_task(const ExperimentConfig& config,
                                                torch::Device device) {
   if (config.model.type == "bert" || config.model.type == "deberta") {
     return make_encoder_classification_task(config, artifacts_dir, device);
+  }
+  if (config.model.type == "fasttext") {
+    return make_fasttext_classification_task(config, artifacts_dir, device);
   }
   return std::make_unique<ClassificationTask>(config, artifacts_dir, device);
 }

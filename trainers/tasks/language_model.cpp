@@ -8,6 +8,7 @@
 #include "datasets/tokenizers.h"
 #include "datasets/vocab.h"
 #include "modules/language_model.h"
+#include "modules/word_embeddings.h"
 #include "trainers/registry.h"
 
 namespace nlpkit {
@@ -34,9 +35,10 @@ class LanguageModelTask : public Task {
                        .build(config.tokenizer)),
         generator_(at::detail::createCPUGenerator(static_cast<uint64_t>(config.seed))) {
     const std::string& type = config.model.type;
-    if (type != "rnn" && type != "lstm" && type != "gru") {
-      throw ConfigError("model.type: '" + type +
-                        "' is not a language model; task language_model takes rnn, lstm or gru");
+    if (type != "rnn" && type != "lstm" && type != "gru" && type != "nnlm") {
+      throw ConfigError(
+          "model.type: '" + type +
+          "' is not a language model; task language_model takes rnn, lstm, gru or nnlm");
     }
     if (artifacts_dir.empty()) {
       if (config.data.train.empty()) throw ConfigError("data.train: no training file given");
@@ -56,13 +58,28 @@ class LanguageModelTask : public Task {
     } else {
       vocab_ = Vocab::load(artifacts_dir + "/vocab.txt");
     }
-    RecurrentLMOptions options = config.model.recurrent_lm;
-    options.vocab_size(vocab_.size()).cell(type);
-    model_ = RecurrentLanguageModel(options);
-    model_->to(device_);
+    if (type == "nnlm") {
+      const NNLMModelConfig& m = config.model.nnlm;
+      nnlm_ = NNLM(NNLMOptions(vocab_.size())
+                       .context_size(m.context_size)
+                       .embedding_dim(m.embedding_dim)
+                       .hidden_size(m.hidden_size)
+                       .direct_connections(m.direct_connections)
+                       .dropout(m.dropout)
+                       .pad_id(vocab_.id(kEos)));  // the context before the corpus: a document end
+      nnlm_->to(device_);
+    } else {
+      RecurrentLMOptions options = config.model.recurrent_lm;
+      options.vocab_size(vocab_.size()).cell(type);
+      model_ = RecurrentLanguageModel(options);
+      model_->to(device_);
+    }
   }
 
-  std::shared_ptr<torch::nn::Module> model() override { return model_.ptr(); }
+  std::shared_ptr<torch::nn::Module> model() override {
+    if (nnlm_) return nnlm_.ptr();
+    return model_.ptr();
+  }
 
   int64_t batches_per_epoch() override {
     const int64_t length = stream(Split::kTrain).size(1);
@@ -73,7 +90,7 @@ class LanguageModelTask : public Task {
     const torch::Tensor& data = stream(Split::kTrain);
     if (batch == 0) h_ = c_ = torch::Tensor();  // each epoch starts from a zero state
     auto [x, y] = window(data, batch);
-    LMOutput out = model_->forward(x, h_, c_);
+    LMOutput out = forward(x, h_, c_);
     // Truncated BPTT: carry the state into the next window, but not its graph.
     h_ = out.h_n.detach();
     c_ = out.c_n.defined() ? out.c_n.detach() : torch::Tensor();
@@ -90,14 +107,14 @@ class LanguageModelTask : public Task {
   Evaluation evaluate(Split s) override {
     const torch::Tensor& data = stream(s);
     torch::NoGradGuard no_grad;
-    model_->eval();
+    model()->eval();
     torch::Tensor h, c;
     double nll = 0;
     int64_t tokens = 0, correct = 0;
     const int64_t windows = (data.size(1) - 1 + config_.data.bptt - 1) / config_.data.bptt;
     for (int64_t i = 0; i < windows; ++i) {
       auto [x, y] = window(data, i);
-      LMOutput out = model_->forward(x, h, c);
+      LMOutput out = forward(x, h, c);
       h = out.h_n;
       c = out.c_n;
       torch::Tensor logits = out.logits.reshape({-1, vocab_.size()});
@@ -126,7 +143,7 @@ class LanguageModelTask : public Task {
   /// Continues each prompt with sampled tokens (generation.temperature, top_k, max_tokens).
   std::vector<std::string> predict(const std::vector<std::string>& prompts) override {
     torch::NoGradGuard no_grad;
-    model_->eval();
+    model()->eval();
     const GenerationConfig& g = config_.generation;
     const bool chars = config_.tokenizer.type == "char";
     const int64_t eos = vocab_.id(kEos);
@@ -138,7 +155,7 @@ class LanguageModelTask : public Task {
       torch::Tensor input = torch::tensor(ids, torch::kInt64).unsqueeze(0).to(device_);
       std::string text = prompt;
       for (int64_t i = 0; i < g.max_tokens; ++i) {
-        LMOutput o = model_->forward(input, h, c);
+        LMOutput o = forward(input, h, c);
         h = o.h_n;
         c = o.c_n;
         torch::Tensor logits = o.logits[0][-1].to(torch::kCPU, torch::kFloat) / g.temperature;
@@ -187,6 +204,12 @@ class LanguageModelTask : public Task {
   void save_artifacts(const std::string& dir) const override { vocab_.save(dir + "/vocab.txt"); }
 
  private:
+  /// One window through either model family; NNLM's "state" is the last context_size words.
+  LMOutput forward(const torch::Tensor& x, const torch::Tensor& h, const torch::Tensor& c) {
+    if (nnlm_) return nnlm_->forward(x, h);
+    return model_->forward(x, h, c);
+  }
+
   const std::string& path(Split s) const {
     return s == Split::kTrain ? config_.data.train
            : s == Split::kValid ? config_.data.valid
@@ -241,6 +264,7 @@ class LanguageModelTask : public Task {
   at::Generator generator_;
   Vocab vocab_;
   RecurrentLanguageModel model_{nullptr};
+  NNLM nnlm_{nullptr};
   std::map<Split, torch::Tensor> streams_;
   torch::Tensor h_, c_;  // the state carried from one training window to the next
 };
