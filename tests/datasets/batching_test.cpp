@@ -311,6 +311,7 @@ TEST(BootstrapSampleTest, DrawsWithReplacementDeterministically) {
   EXPECT_EQ(bootstrap_sample(1000, 5), sample);
   EXPECT_NE(bootstrap_sample(1000, 6), sample);
   EXPECT_ERROR(bootstrap_sample(0, 1), "n (0) must be positive");
+}
 
 TEST(EpochBatchesTest, ShardsTogetherAreTheUnshardedBatches) {
   // 2 shards of batch 3 = 1 shard of batch 6, batch by batch, every epoch.

@@ -8,6 +8,7 @@
 #include "datasets/vocab.h"
 #include "modules/word_embeddings.h"
 #include "trainers/registry.h"
+#include "trainers/regularizers.h"
 #include "trainers/tasks/classification.h"
 
 namespace nlpkit {
@@ -33,6 +34,9 @@ class FastTextTask : public Task {
       if (train.examples.empty())
         throw InputError("data file has no examples: " + config.data.train);
       skipped_[Split::kTrain] = train.skipped;
+      // data.train_examples / data.bootstrap (bagging) / augmentation.eda, as the other
+      // classifiers do.
+      transform_training_examples(config, &train.examples);
       labels_ = LabelMap::from_examples(train.examples);
       std::vector<std::vector<std::string>> tokens;
       for (const auto& e : train.examples) tokens.push_back(tokenizer_->tokenize(e.text));
@@ -92,14 +96,19 @@ class FastTextTask : public Task {
                                [&](const std::vector<int64_t>& idx) { return logits(data, idx); });
   }
 
-  std::vector<std::string> predict(const std::vector<std::string>& texts) override {
+  torch::Tensor class_probabilities(const std::vector<std::string>& texts) override {
     torch::NoGradGuard no_grad;
     model_->eval();
     BagSplit data;
     for (const auto& t : texts) data.docs.push_back(input_ids(t));
-    return predict_labels(static_cast<int64_t>(texts.size()), config_.data.eval_batch_size,
-                          labels_.names(),
-                          [&](const std::vector<int64_t>& idx) { return logits(data, idx); });
+    return class_probabilities_of(static_cast<int64_t>(texts.size()), config_.data.eval_batch_size,
+                                  [&](const std::vector<int64_t>& idx) { return logits(data, idx); });
+  }
+
+  std::vector<std::string> class_names() const override { return labels_.names(); }
+
+  std::vector<std::string> predict(const std::vector<std::string>& texts) override {
+    return label_lines(class_probabilities(texts), labels_.names());
   }
 
   std::string summary() const override {
