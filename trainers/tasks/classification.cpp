@@ -172,15 +172,9 @@ class ClassificationTask : public Task {
   }
 
   std::string summary() const override {
-    std::string out = "data:";
-    for (const auto& [s, data] : splits_) {
-      out += std::string(" ") + split_name(s) + " " + std::to_string(data.docs.size());
-      const int64_t skipped = skipped_.count(s) ? skipped_.at(s) : 0;
-      if (skipped > 0) out += " (" + std::to_string(skipped) + " malformed lines skipped)";
-    }
-    out += " | vocab " + std::to_string(vocab_.size()) + " | labels";
-    for (const auto& name : labels_.names()) out += " " + name;
-    return out;
+    std::map<Split, int64_t> examples;
+    for (const auto& [s, data] : splits_) examples[s] = static_cast<int64_t>(data.docs.size());
+    return classification_summary(examples, skipped_, vocab_.size(), labels_.names());
   }
 
   void save_artifacts(const std::string& dir) const override {
@@ -337,6 +331,20 @@ std::vector<std::string> label_lines(const torch::Tensor& probabilities,
     std::snprintf(probability, sizeof probability, "\t%.4f", best[i].item<double>());
     out.push_back(names.at(arg[i].item<int64_t>()) + probability);
   }
+  return out;
+}
+
+std::string classification_summary(const std::map<Split, int64_t>& examples,
+                                   const std::map<Split, int64_t>& skipped, int64_t vocab_size,
+                                   const std::vector<std::string>& labels) {
+  std::string out = "data:";
+  for (const auto& [s, n] : examples) {
+    out += std::string(" ") + split_name(s) + " " + std::to_string(n);
+    const int64_t k = skipped.count(s) ? skipped.at(s) : 0;
+    if (k > 0) out += " (" + std::to_string(k) + " malformed lines skipped)";
+  }
+  out += " | vocab " + std::to_string(vocab_size) + " | labels";
+  for (const auto& name : labels) out += " " + name;
   return out;
 }
 

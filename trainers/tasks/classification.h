@@ -4,6 +4,9 @@
 #pragma once
 
 #include <functional>
+#include <map>
+#include <string>
+#include <vector>
 
 #include "trainers/task.h"
 
@@ -31,6 +34,12 @@ torch::Tensor class_probabilities_of(
 /// `nlpkit predict` lines: "label<TAB>probability" of each row's most likely class.
 std::vector<std::string> label_lines(const torch::Tensor& probabilities,
                                      const std::vector<std::string>& names);
+
+/// The `summary()` line of a classification task: examples per split (with the malformed lines
+/// skipped), the vocabulary size and the label names.
+std::string classification_summary(const std::map<Split, int64_t>& examples,
+                                   const std::map<Split, int64_t>& skipped, int64_t vocab_size,
+                                   const std::vector<std::string>& labels);
 
 /// Task `classification`; model.type bert builds the BERT classifier (trainers/tasks/bert.h).
 std::unique_ptr<Task> make_classification_task(const ExperimentConfig& config,

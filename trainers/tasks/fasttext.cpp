@@ -112,15 +112,9 @@ class FastTextTask : public Task {
   }
 
   std::string summary() const override {
-    std::string out = "data:";
-    for (const auto& [s, data] : splits_) {
-      out += std::string(" ") + split_name(s) + " " + std::to_string(data.docs.size());
-      const int64_t skipped = skipped_.count(s) ? skipped_.at(s) : 0;
-      if (skipped > 0) out += " (" + std::to_string(skipped) + " malformed lines skipped)";
-    }
-    out += " | vocab " + std::to_string(vocab_.size()) + " | labels";
-    for (const auto& name : labels_.names()) out += " " + name;
-    return out;
+    std::map<Split, int64_t> examples;
+    for (const auto& [s, data] : splits_) examples[s] = static_cast<int64_t>(data.docs.size());
+    return classification_summary(examples, skipped_, vocab_.size(), labels_.names());
   }
 
   void save_artifacts(const std::string& dir) const override {
