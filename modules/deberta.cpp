@@ -168,7 +168,7 @@ void DebertaEmbeddingsImpl::reset() {
                                             torch::nn::Embedding(options.type_vocab_size(), h));
   }
   layer_norm = register_module("LayerNorm", make_layer_norm(options));
-  dropout = register_module("dropout", torch::nn::Dropout(options.dropout()));
+  dropout = register_module("dropout", Dropout(options.dropout()));
   position_ids = register_buffer(
       "position_ids", torch::arange(options.max_position_embeddings()).unsqueeze(0));  // (1, P)
 }
@@ -210,13 +210,13 @@ void DisentangledSelfAttentionImpl::reset() {
   key_proj = register_module("key_proj", LoRALinear(h, h));
   value_proj = register_module("value_proj", LoRALinear(h, h));
   if (options.relative_attention()) {
-    pos_dropout = register_module("pos_dropout", torch::nn::Dropout(options.dropout()));
+    pos_dropout = register_module("pos_dropout", Dropout(options.dropout()));
     if (!options.share_att_key()) {
       if (terms.c2p) pos_key_proj = register_module("pos_key_proj", LoRALinear(h, h));
       if (terms.p2c) pos_query_proj = register_module("pos_query_proj", LoRALinear(h, h));
     }
   }
-  dropout = register_module("dropout", torch::nn::Dropout(options.attention_dropout()));
+  dropout = register_module("dropout", Dropout(options.attention_dropout()));
 }
 
 torch::Tensor DisentangledSelfAttentionImpl::forward(
@@ -307,7 +307,7 @@ DebertaResidualOutputImpl::DebertaResidualOutputImpl(DebertaOptions options_, in
 void DebertaResidualOutputImpl::reset() {
   dense = register_module("dense", LoRALinear(in_features, options.hidden_size()));
   layer_norm = register_module("LayerNorm", make_layer_norm(options));
-  dropout = register_module("dropout", torch::nn::Dropout(options.dropout()));
+  dropout = register_module("dropout", Dropout(options.dropout()));
 }
 
 torch::Tensor DebertaResidualOutputImpl::forward(const torch::Tensor& x,
@@ -379,7 +379,7 @@ void DebertaConvLayerImpl::reset() {
       torch::nn::Conv1d(
           torch::nn::Conv1dOptions(h, h, k).padding((k - 1) / 2).groups(options.conv_groups())));
   layer_norm = register_module("LayerNorm", make_layer_norm(options));
-  dropout = register_module("dropout", torch::nn::Dropout(options.dropout()));
+  dropout = register_module("dropout", Dropout(options.dropout()));
 }
 
 torch::Tensor DebertaConvLayerImpl::forward(const torch::Tensor& input,
@@ -608,7 +608,7 @@ DebertaContextPoolerImpl::DebertaContextPoolerImpl(DebertaOptions options_)
 void DebertaContextPoolerImpl::reset() {
   check_deberta_options(options);
   dense = register_module("dense", LoRALinear(options.hidden_size(), options.hidden_size()));
-  dropout = register_module("dropout", torch::nn::Dropout(options.pooler_dropout()));
+  dropout = register_module("dropout", Dropout(options.pooler_dropout()));
 }
 
 torch::Tensor DebertaContextPoolerImpl::forward(const torch::Tensor& hidden) {
@@ -630,7 +630,7 @@ void DebertaClassifierImpl::reset() {
   pooler = register_module("pooler", DebertaContextPooler(options));
   dropout = register_module(
       "dropout",
-      torch::nn::Dropout(classifier_dropout >= 0 ? classifier_dropout : options.dropout()));
+      Dropout(classifier_dropout >= 0 ? classifier_dropout : options.dropout()));
   classifier = register_module("classifier", LoRALinear(options.hidden_size(), num_labels));
   reset_parameters();
 }

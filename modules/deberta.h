@@ -119,7 +119,7 @@ class DebertaEmbeddingsImpl : public torch::nn::Cloneable<DebertaEmbeddingsImpl>
   torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr},
       token_type_embeddings{nullptr};
   torch::nn::LayerNorm layer_norm{nullptr};  // "LayerNorm"
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
   torch::Tensor position_ids;  // buffer (1, max_position_embeddings)
   /// Applied to the LayerNorm's input (B, T, H) when set: microsoft/DeBERTa's SiFT forward
   /// pre-hook on embeddings.LayerNorm, and embedding-level Mixup (trainers/regularizers.h).
@@ -153,7 +153,7 @@ class DisentangledSelfAttentionImpl : public torch::nn::Cloneable<DisentangledSe
   int64_t att_span = 0;
   LoRALinear query_proj{nullptr}, key_proj{nullptr}, value_proj{nullptr};
   LoRALinear pos_key_proj{nullptr}, pos_query_proj{nullptr};  // without share_att_key
-  torch::nn::Dropout dropout{nullptr}, pos_dropout{nullptr};
+  Dropout dropout{nullptr}, pos_dropout{nullptr};
 };
 TORCH_MODULE(DisentangledSelfAttention);
 
@@ -168,7 +168,7 @@ class DebertaResidualOutputImpl : public torch::nn::Cloneable<DebertaResidualOut
   int64_t in_features;
   LoRALinear dense{nullptr};
   torch::nn::LayerNorm layer_norm{nullptr};  // "LayerNorm"
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(DebertaResidualOutput);
 
@@ -229,7 +229,7 @@ class DebertaConvLayerImpl : public torch::nn::Cloneable<DebertaConvLayerImpl> {
   DebertaOptions options;
   torch::nn::Conv1d conv{nullptr};
   torch::nn::LayerNorm layer_norm{nullptr};  // "LayerNorm"
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(DebertaConvLayer);
 
@@ -351,7 +351,7 @@ class DebertaContextPoolerImpl : public torch::nn::Cloneable<DebertaContextPoole
 
   DebertaOptions options;
   LoRALinear dense{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(DebertaContextPooler);
 
@@ -375,7 +375,7 @@ class DebertaClassifierImpl : public torch::nn::Cloneable<DebertaClassifierImpl>
   double classifier_dropout;
   DebertaModel deberta{nullptr};
   DebertaContextPooler pooler{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
   LoRALinear classifier{nullptr};
   /// Applied to the pooled features (B, H) before the dropout when set: the site of
   /// sentence-level Mixup. Not part of the state.

@@ -117,24 +117,48 @@ HuffmanTree build_huffman_tree(const std::vector<int64_t>& counts) {
   return tree;
 }
 
-std::vector<int32_t> build_unigram_table(const std::vector<int64_t>& counts, int64_t size,
-                                         double power) {
-  TORCH_CHECK(!counts.empty(), "build_unigram_table: no words");
+NoiseSampler build_noise_sampler(const std::vector<int64_t>& counts, double power) {
+  TORCH_CHECK(!counts.empty(), "build_noise_sampler: no words");
+  const auto v = static_cast<int64_t>(counts.size());
+  std::vector<double> scaled(v);
   double total = 0;
-  for (int64_t c : counts) total += std::pow(static_cast<double>(c), power);
-  TORCH_CHECK(total > 0, "build_unigram_table: every count is zero");
-  std::vector<int32_t> table(size);
-  int64_t w = 0;
-  double cumulative = std::pow(static_cast<double>(counts[0]), power) / total;
-  const auto last = static_cast<int64_t>(counts.size()) - 1;
-  for (int64_t i = 0; i < size; ++i) {
-    table[i] = static_cast<int32_t>(w);
-    if ((i + 1) / static_cast<double>(size) > cumulative && w < last) {
-      ++w;
-      cumulative += std::pow(static_cast<double>(counts[w]), power) / total;
+  for (int64_t w = 0; w < v; ++w) total += scaled[w] = std::pow(static_cast<double>(counts[w]), power);
+  TORCH_CHECK(total > 0, "build_noise_sampler: every count is zero");
+  // Vose's construction: slots below the mean are topped up by one word above it.
+  std::vector<int32_t> small, large;
+  for (int64_t w = 0; w < v; ++w) {
+    scaled[w] *= static_cast<double>(v) / total;
+    (scaled[w] < 1 ? small : large).push_back(static_cast<int32_t>(w));
+  }
+  NoiseSampler s;
+  s.keep.assign(v, 1.0f);
+  s.alias.resize(v);
+  for (int64_t w = 0; w < v; ++w) s.alias[w] = static_cast<int32_t>(w);
+  while (!small.empty() && !large.empty()) {
+    const int32_t lo = small.back(), hi = large.back();
+    small.pop_back();
+    s.keep[lo] = static_cast<float>(scaled[lo]);
+    s.alias[lo] = hi;
+    scaled[hi] -= 1 - scaled[lo];
+    if (scaled[hi] < 1) {
+      large.pop_back();
+      small.push_back(hi);
     }
   }
-  return table;
+  // What is left is 1 up to rounding: those slots keep their own word.
+  return s;
+}
+
+std::vector<double> NoiseSampler::probabilities() const {
+  const auto v = static_cast<int64_t>(keep.size());
+  std::vector<double> p(v, 0);
+  for (int64_t i = 0; i < v; ++i) {
+    // The coin's 24 bits: P(coin < keep) = ceil(keep * 2^24) / 2^24.
+    const double stay = std::min(1.0, std::ceil(static_cast<double>(keep[i]) * 16777216.0) / 16777216.0);
+    p[i] += stay / static_cast<double>(v);
+    p[alias[i]] += (1 - stay) / static_cast<double>(v);
+  }
+  return p;
 }
 
 double keep_probability(int64_t count, int64_t total, double sample) {
@@ -154,13 +178,32 @@ struct Lcg {
   }
 };
 
-inline float dot(const float* a, const float* b, int64_t n) {
-  float s = 0;
-  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+// The hot loop (train_thread and what it inlines) is compiled twice on x86-64: for AVX2 + FMA
+// and for the baseline, chosen at load time by the CPU (GCC's target_clones). The helpers are
+// always inlined so that each copy gets them in its own instruction set.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define NLPKIT_W2V_HOT __attribute__((always_inline)) inline
+#define NLPKIT_W2V_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define NLPKIT_W2V_HOT inline
+#define NLPKIT_W2V_CLONES
+#endif
+
+/// Eight partial sums, so that the compiler keeps them in SIMD lanes: one running sum is a
+/// serial chain it may not reorder (no -ffast-math). This is what BLAS's sdot does, which
+/// gensim's inner loop calls.
+NLPKIT_W2V_HOT float dot(const float* a, const float* b, int64_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int64_t j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+  }
+  float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+  for (; i < n; ++i) s += a[i] * b[i];
   return s;
 }
 
-inline void axpy(float g, const float* x, float* y, int64_t n) {
+NLPKIT_W2V_HOT void axpy(float g, const float* __restrict x, float* __restrict y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += g * x[i];
 }
 
@@ -175,7 +218,7 @@ struct Shared {
   bool hs;
   const Word2VecCorpus* corpus;
   std::vector<float> keep;  // subsampling keep probability per word
-  std::vector<int32_t> noise;
+  NoiseSampler noise;
   HuffmanTree tree;
   double lr;
   double min_lr;
@@ -186,8 +229,8 @@ struct Shared {
 
 /// Updates `hidden`'s gradient `grad` and the output rows for predicting `target` from
 /// `hidden` (a word vector for skip-gram, the context mean for CBOW).
-inline void output_update(Shared& s, int32_t target, const float* hidden, float* grad, float alpha,
-                          Lcg& rng) {
+NLPKIT_W2V_HOT void output_update(Shared& s, int32_t target, const float* hidden, float* grad,
+                                  float alpha, Lcg& rng) {
   const int64_t d = s.dim;
   if (s.hs) {
     const std::vector<int32_t>& points = s.tree.points[target];
@@ -210,7 +253,8 @@ inline void output_update(Shared& s, int32_t target, const float* hidden, float*
       word = target;
       label = 1;
     } else {
-      word = s.noise[(rng.next() >> 16) % s.noise.size()];
+      const auto slot = static_cast<uint32_t>(rng.next() >> 32);
+      word = s.noise.sample(slot, static_cast<uint32_t>(rng.next() >> 32));
       if (word == target) continue;
       label = 0;
     }
@@ -229,7 +273,8 @@ inline void output_update(Shared& s, int32_t target, const float* hidden, float*
   }
 }
 
-void train_thread(Shared& s, int64_t thread, int64_t threads, int64_t epochs, uint64_t seed) {
+NLPKIT_W2V_CLONES void train_thread(Shared& s, int64_t thread, int64_t threads, int64_t epochs,
+                                    uint64_t seed) {
   const Word2VecCorpus& corpus = *s.corpus;
   const int64_t d = s.dim;
   // A contiguous share of the sentences, balanced by words.
@@ -347,9 +392,7 @@ Word2VecProgress train_word2vec(Word2Vec& model, const Word2VecCorpus& corpus,
   if (s.hs) {
     s.tree = detail::build_huffman_tree(counts);
   } else {
-    // word2vec.c uses 1e8 entries; 1e7 (fastText's size) resolves the noise distribution as
-    // well for any vocabulary we train and costs a tenth of the memory.
-    s.noise = detail::build_unigram_table(counts, std::clamp<int64_t>(v * 1000, 1000000, 10000000));
+    s.noise = detail::build_noise_sampler(counts);
   }
   s.lr = options.lr();
   s.min_lr = options.lr() * options.min_lr_ratio();

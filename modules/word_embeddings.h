@@ -219,10 +219,23 @@ struct HuffmanTree {
 };
 HuffmanTree build_huffman_tree(const std::vector<int64_t>& counts);
 
-/// The noise table of negative sampling: word w fills a share counts[w]^0.75 / sum of the
-/// `size` entries.
-std::vector<int32_t> build_unigram_table(const std::vector<int64_t>& counts, int64_t size,
-                                         double power = 0.75);
+/// The noise distribution of negative sampling, P(w) = counts[w]^power / sum, as Walker's alias
+/// table: slot i keeps word i with probability keep[i] and gives word alias[i] otherwise, so a
+/// draw reads two entries of 8 bytes per word. word2vec.c and fastText fill a table of 1e8 /
+/// 1e7 word ids in proportion instead; its random reads miss the cache on every negative and
+/// cost more than the dot products.
+struct NoiseSampler {
+  std::vector<float> keep;
+  std::vector<int32_t> alias;
+  /// A word from two independent uniform 32-bit numbers (slot, coin).
+  int32_t sample(uint32_t slot_bits, uint32_t coin_bits) const {
+    const auto i = static_cast<int32_t>((static_cast<uint64_t>(slot_bits) * keep.size()) >> 32);
+    return static_cast<float>(coin_bits >> 8) * (1.0f / 16777216.0f) < keep[i] ? i : alias[i];
+  }
+  /// The exact probability of each word under the table (what `sample` draws).
+  std::vector<double> probabilities() const;
+};
+NoiseSampler build_noise_sampler(const std::vector<int64_t>& counts, double power = 0.75);
 
 /// Probability that subsampling keeps a word seen `count` times among `total` words.
 double keep_probability(int64_t count, int64_t total, double sample);

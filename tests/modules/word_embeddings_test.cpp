@@ -37,15 +37,30 @@ TEST(Word2VecTest, HuffmanCodesArePrefixFreeAndShortForFrequentWords) {
   EXPECT_EQ(tree.codes[0].size(), 1u);  // 40 of 100: next to the root
 }
 
-TEST(Word2VecTest, UnigramTableFollowsCountsToThePower075) {
-  const std::vector<int64_t> counts = {16, 1, 81};
-  const std::vector<int32_t> table = detail::build_unigram_table(counts, 100000);
-  std::vector<double> share(3, 0);
-  for (int32_t w : table) share[w] += 1.0 / table.size();
-  const double z = 8 + 1 + 27;  // 16^0.75, 1, 81^0.75
-  EXPECT_NEAR(share[0], 8 / z, 1e-3);
-  EXPECT_NEAR(share[1], 1 / z, 1e-3);
-  EXPECT_NEAR(share[2], 27 / z, 1e-3);
+TEST(Word2VecTest, NoiseSamplerFollowsCountsToThePower075) {
+  const std::vector<int64_t> counts = {16, 1, 81, 0, 7};
+  const detail::NoiseSampler noise = detail::build_noise_sampler(counts);
+  ASSERT_EQ(noise.keep.size(), counts.size());
+  const double z = 8 + 1 + 27 + 0 + std::pow(7.0, 0.75);  // 16^0.75, 1, 81^0.75, 0, 7^0.75
+  const std::vector<double> exact = {8 / z, 1 / z, 27 / z, 0, std::pow(7.0, 0.75) / z};
+  // The table's own probabilities are the distribution up to the coin's 24 bits.
+  const std::vector<double> p = noise.probabilities();
+  for (size_t w = 0; w < counts.size(); ++w) EXPECT_NEAR(p[w], exact[w], 1e-6) << w;
+  // Draws from (slot, coin) bits follow it; a word never seen is never drawn.
+  std::vector<double> share(counts.size(), 0);
+  uint64_t state = 1;
+  auto next = [&state] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<uint32_t>(state >> 32);
+  };
+  const int draws = 200000;
+  for (int i = 0; i < draws; ++i) {
+    const uint32_t slot = next();
+    share[noise.sample(slot, next())] += 1.0 / draws;
+  }
+  for (size_t w = 0; w < counts.size(); ++w) EXPECT_NEAR(share[w], exact[w], 4e-3) << w;
+  EXPECT_EQ(share[3], 0.0);
+  EXPECT_THROW(detail::build_noise_sampler({0, 0}), c10::Error);
 }
 
 TEST(Word2VecTest, SubsamplingKeepsRareWordsAndThinsFrequentOnes) {
@@ -80,17 +95,19 @@ TEST(Word2VecTest, ParametersShapesAndPrint) {
 
 // ------------------------------------------------------------------------ training
 
-/// Two topics of 6 words each; every sentence draws its words from one topic.
+/// Two topics of `n` words each; every sentence draws its 10 words from one topic.
 struct TopicCorpus {
   Word2VecCorpus corpus;
-  std::vector<int64_t> counts = std::vector<int64_t>(12, 0);
-  TopicCorpus() {
+  int32_t n;
+  std::vector<int64_t> counts;
+  explicit TopicCorpus(int32_t words_per_topic = 6, int sentences = 400)
+      : n(words_per_topic), counts(2 * words_per_topic, 0) {
     std::mt19937 rng(7);
-    for (int s = 0; s < 400; ++s) {
+    for (int s = 0; s < sentences; ++s) {
       const int topic = s % 2;
       std::vector<int32_t> sentence;
       for (int i = 0; i < 10; ++i) {
-        const int32_t w = topic * 6 + static_cast<int32_t>(rng() % 6);
+        const int32_t w = topic * n + static_cast<int32_t>(rng() % n);
         sentence.push_back(w);
         ++counts[w];
       }
@@ -99,25 +116,15 @@ struct TopicCorpus {
   }
 };
 
-/// Mean cosine of same-topic pairs minus that of cross-topic pairs.
-double topic_margin(const torch::Tensor& vectors) {
+/// Mean cosine of same-topic pairs minus that of cross-topic pairs (topics of n words).
+double topic_margin(const torch::Tensor& vectors, int64_t n = 6) {
   const torch::Tensor u = vectors / vectors.norm(2, 1, true);
   const torch::Tensor cos = u.mm(u.t());
-  double same = 0, cross = 0;
-  int n_same = 0, n_cross = 0;
-  for (int i = 0; i < 12; ++i) {
-    for (int j = 0; j < 12; ++j) {
-      if (i == j) continue;
-      if (i / 6 == j / 6) {
-        same += cos[i][j].item<double>();
-        ++n_same;
-      } else {
-        cross += cos[i][j].item<double>();
-        ++n_cross;
-      }
-    }
-  }
-  return same / n_same - cross / n_cross;
+  const torch::Tensor topic = torch::arange(2 * n).div(n, "floor");
+  const torch::Tensor same = topic.unsqueeze(1) == topic.unsqueeze(0);
+  const torch::Tensor off_diagonal = ~torch::eye(2 * n, torch::kBool);
+  return (cos.masked_select(same & off_diagonal).mean() - cos.masked_select(~same).mean())
+      .item<double>();
 }
 
 class Word2VecTraining
@@ -126,9 +133,13 @@ class Word2VecTraining
 TEST_P(Word2VecTraining, LearnsWhichWordsShareATopic) {
   const auto [architecture, loss, threads] = GetParam();
   torch::manual_seed(0);
-  TopicCorpus data;
-  Word2Vec model(Word2VecOptions(12, 16).architecture(architecture).loss(loss).window(3));
-  const double before = topic_margin(model->input_embeddings.detach());
+  // Threads update the same rows without locks (Hogwild): with the 12-word vocabulary they
+  // would collide on every update, so the threaded runs train on 2 x 60 words, as real
+  // vocabularies spread the updates.
+  const TopicCorpus data(threads == 1 ? 6 : 60, threads == 1 ? 400 : 2000);
+  const int64_t vocab = 2 * data.n;
+  Word2Vec model(Word2VecOptions(vocab, 16).architecture(architecture).loss(loss).window(3));
+  const double before = topic_margin(model->input_embeddings.detach(), data.n);
   std::vector<Word2VecProgress> reports;
   const Word2VecProgress done =
       train_word2vec(model, data.corpus, data.counts,
@@ -139,12 +150,13 @@ TEST_P(Word2VecTraining, LearnsWhichWordsShareATopic) {
                          .sample(0),
                      [&](const Word2VecProgress& p) { reports.push_back(p); });
   ASSERT_FALSE(reports.empty());
-  EXPECT_EQ(done.words_done, 5 * 4000);
-  EXPECT_EQ(done.words_total, 5 * 4000);
+  const int64_t words = 10 * data.corpus.sentences();
+  EXPECT_EQ(done.words_done, 5 * words);
+  EXPECT_EQ(done.words_total, 5 * words);
   EXPECT_GT(done.words_per_second, 0);
   // Linear decay: at the end the rate is a small fraction of the start.
   EXPECT_LT(done.lr, 0.1 * (architecture == "cbow" ? 0.05 : 0.025));
-  const double after = topic_margin(model->input_embeddings.detach());
+  const double after = topic_margin(model->input_embeddings.detach(), data.n);
   EXPECT_LT(std::abs(before), 0.3);
   EXPECT_GT(after, 0.5) << architecture << " " << loss;
 }
@@ -154,7 +166,7 @@ INSTANTIATE_TEST_SUITE_P(AllVariants, Word2VecTraining,
                                            std::make_tuple("cbow", "negative_sampling", 1),
                                            std::make_tuple("skip_gram", "hierarchical_softmax", 1),
                                            std::make_tuple("cbow", "hierarchical_softmax", 1),
-                                           std::make_tuple("skip_gram", "negative_sampling", 3)));
+                                           std::make_tuple("skip_gram", "negative_sampling", 3), std::make_tuple("skip_gram", "negative_sampling", 2), std::make_tuple("cbow", "negative_sampling", 3)));
 
 TEST(Word2VecTest, OneThreadIsReproducible) {
   TopicCorpus data;
