@@ -266,21 +266,54 @@ torch::Tensor DisentangledSelfAttentionImpl::forward(
     auto split_positions = [&](const torch::Tensor& x) {
       return x.view({rows, heads, hd}).transpose(0, 1);  // (heads, R, Hd)
     };
-    const torch::Tensor index = torch::clamp(relative_pos[0] + att_span, 0, 2 * att_span - 1)
-                                    .sub_(lo);  // (Tq, Tk) idx(i, j) - lo
+    auto rows_of = [&](const torch::Tensor& bucketed) {
+      return torch::clamp(bucketed + att_span, 0, 2 * att_span - 1).sub_(lo);
+    };
+    // relative_pos is a function of i - j (deberta_relative_position): then each term is one
+    // product with the relative rows in distance order, read through a strided view, in place of
+    // a product with the R rows and a gather over (B, heads, Tq, Tk) (whose scatter-add backward
+    // cost more than the products). Distances d = i - j run over [-(Tk - 1), Tq - 1]: W values.
+    const int64_t w = tq + tk - 1;
+    const torch::Tensor rel = relative_pos[0];  // (Tq, Tk)
+    const torch::Tensor by_distance =             // bucket of d = n - (Tk - 1), n = 0..W-1
+        torch::cat({rel[0].flip(0), rel.slice(0, 1).select(1, 0)});
+    const torch::Tensor distance = torch::arange(tq, rel.options()).unsqueeze(1) -
+                                   torch::arange(tk, rel.options()).unsqueeze(0) + (tk - 1);
+    const bool toeplitz = torch::equal(by_distance.index({distance}), rel);
+    // Rows (i, j) of a contiguous (B, heads, Ta, W) product p read p[..., i, off - i + j]: a
+    // view with row stride W - 1 (no two (i, j) share an element).
+    auto diagonal_view = [&](const torch::Tensor& p, int64_t ta, int64_t tb, int64_t off) {
+      return p.as_strided({b, heads, ta, tb}, {heads * ta * w, ta * w, w - 1, 1},
+                          p.storage_offset() + off);
+    };
+    const torch::Tensor index = rows_of(rel);  // (Tq, Tk) idx(i, j) - lo, for the gather path
     if (terms.c2p) {
       const torch::Tensor kr =
           split_positions(options.share_att_key() ? key_proj(r) : pos_key_proj(r));
-      const torch::Tensor c2p = torch::matmul(q, kr.transpose(-1, -2));  // (B, heads, Tq, R)
-      // q_i . Kr[idx(i, j)]
-      scores.add_(torch::gather(c2p, -1, index.expand({b, heads, tq, tk})));
+      if (toeplitz) {
+        // Column m holds d = Tq - 1 - m: q_i . Kr[idx(i - j)] sits at m = Tq - 1 - i + j.
+        const torch::Tensor c2p = torch::matmul(
+            q, kr.index_select(1, rows_of(by_distance.flip(0))).transpose(-1, -2));  // (B, h, Tq, W)
+        scores.add_(diagonal_view(c2p.contiguous(), tq, tk, tq - 1));
+      } else {
+        const torch::Tensor c2p = torch::matmul(q, kr.transpose(-1, -2));  // (B, heads, Tq, R)
+        scores.add_(torch::gather(c2p, -1, index.expand({b, heads, tq, tk})));
+      }
     }
     if (terms.p2c) {
       const torch::Tensor qr =
           split_positions(options.share_att_key() ? query_proj(r) : pos_query_proj(r));
-      const torch::Tensor p2c = torch::matmul(k, qr.transpose(-1, -2));  // (B, heads, Tk, R)
-      // k_j . Qr[idx(i, j)], gathered as [j, i] then transposed.
-      scores.add_(torch::gather(p2c, -1, index.t().expand({b, heads, tk, tq})).transpose(-1, -2));
+      if (toeplitz) {
+        // Column n holds d = n - (Tk - 1): k_j . Qr[idx(i - j)] sits at [j, Tk - 1 - j + i].
+        const torch::Tensor p2c = torch::matmul(
+            k, qr.index_select(1, rows_of(by_distance)).transpose(-1, -2));  // (B, h, Tk, W)
+        scores.add_(diagonal_view(p2c.contiguous(), tk, tq, tk - 1).transpose(-1, -2));
+      } else {
+        const torch::Tensor p2c = torch::matmul(k, qr.transpose(-1, -2));  // (B, heads, Tk, R)
+        // k_j . Qr[idx(i, j)], gathered as [j, i] then transposed.
+        scores.add_(
+            torch::gather(p2c, -1, index.t().expand({b, heads, tk, tq})).transpose(-1, -2));
+      }
     }
   }
   scores.div_(scale);

@@ -221,6 +221,54 @@ TEST(Deberta, GradientsReachEveryParameter) {
   }
 }
 
+/// Disentangled attention written out term by term (c2p and p2c gathered from all 2 x span
+/// projected rows) for any relative_pos.
+torch::Tensor naive_disentangled(DisentangledSelfAttention& a, const torch::Tensor& hidden,
+                                 const torch::Tensor& rel_pos, const torch::Tensor& rel) {
+  const int64_t b = hidden.size(0), t = hidden.size(1), heads = a->options.num_heads();
+  const int64_t hd = a->options.hidden_size() / heads, span = a->att_span;
+  auto split = [&](const torch::Tensor& x) {
+    return x.view({x.size(0), -1, heads, hd}).transpose(1, 2);
+  };
+  const torch::Tensor q = split(a->query_proj(hidden)), k = split(a->key_proj(hidden));
+  const torch::Tensor v = split(a->value_proj(hidden));
+  const torch::Tensor kr = split(a->key_proj(rel).unsqueeze(0))[0];    // (heads, 2S, Hd)
+  const torch::Tensor qr = split(a->query_proj(rel).unsqueeze(0))[0];  // (heads, 2S, Hd)
+  const torch::Tensor idx = torch::clamp(rel_pos[0] + span, 0, 2 * span - 1);  // (T, T)
+  const torch::Tensor krg = kr.index({torch::indexing::Slice(), idx});  // (heads, T, T, Hd)
+  const torch::Tensor qrg = qr.index({torch::indexing::Slice(), idx});
+  const torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2)) +
+                               torch::einsum("bhid,hijd->bhij", {q, krg}) +
+                               torch::einsum("bhjd,hijd->bhij", {k, qrg});
+  const torch::Tensor p = torch::softmax(scores / std::sqrt(3.0 * hd), -1);
+  return torch::matmul(p, v).transpose(1, 2).reshape({b, t, heads * hd});
+}
+
+TEST(Deberta, DisentangledAttentionEqualsTheTermsWrittenOut) {
+  // The strided product path (relative_pos a function of i - j, as the encoder builds it) and
+  // the gather path (any other relative_pos), outputs and input gradients.
+  torch::manual_seed(0);
+  const DebertaOptions o = tiny().max_position_embeddings(32).position_buckets(6);
+  DisentangledSelfAttention a(o);
+  const int64_t t = 11;
+  const torch::Tensor rel = torch::randn({2 * a->att_span, o.hidden_size()});
+  const torch::Tensor standard =
+      deberta_relative_position(t, t, o.position_buckets(), o.max_relative_positions());
+  const int64_t lo = standard.min().item<int64_t>(), hi = standard.max().item<int64_t>();
+  const torch::Tensor scrambled = torch::randint(lo, hi + 1, {1, t, t}, torch::kInt64);
+  scrambled[0][t - 1][0] = hi;  // the extremes the rows are cut to
+  scrambled[0][0][t - 1] = lo;
+  for (const torch::Tensor& rel_pos : {standard, scrambled}) {
+    const torch::Tensor x = torch::randn({2, t, o.hidden_size()}, torch::requires_grad());
+    const torch::Tensor got = a->forward(x, {}, {}, rel_pos, rel);
+    const torch::Tensor gx = torch::autograd::grad({got.pow(2).sum()}, {x})[0];
+    const torch::Tensor want = naive_disentangled(a, x, rel_pos, rel);
+    const torch::Tensor wx = torch::autograd::grad({want.pow(2).sum()}, {x})[0];
+    EXPECT_TRUE(torch::allclose(got, want, 1e-4, 1e-5)) << (got - want).abs().max();
+    EXPECT_TRUE(torch::allclose(gx, wx, 1e-4, 1e-5)) << (gx - wx).abs().max();
+  }
+}
+
 TEST(Deberta, OverfitsOneBatch) {
   torch::manual_seed(0);
   DebertaForMaskedLM m(tiny_v2());
