@@ -270,10 +270,16 @@ int cmd_evaluate(const std::string& checkpoint, const std::string& split_name_,
 
 int cmd_predict(const std::string& checkpoint, const std::string& input,
                 const std::vector<std::string>& overrides, const std::string& explain_dir,
-                const std::vector<std::string>& ensemble) {
+                const std::string& attention_png, const std::vector<std::string>& ensemble) {
   const std::vector<std::string> members = ensemble_members(checkpoint, ensemble);
-  if (members.size() > 1 && !explain_dir.empty()) {
-    throw InputError("predict --explain: draws one model's attention; give one checkpoint");
+  if (members.size() > 1 && !(explain_dir.empty() && attention_png.empty())) {
+    throw InputError(std::string("predict ") +
+                     (explain_dir.empty() ? "--attention-png" : "--explain") +
+                     ": draws one model's attention; give one checkpoint");
+  }
+  if (!explain_dir.empty() && !attention_png.empty()) {
+    throw InputError("predict: give --explain DIR (one PNG per input) or --attention-png FILE "
+                     "(one input), not both");
   }
   auto task = members.size() > 1 ? nullptr : load_task(checkpoint, overrides, nullptr);
   std::ifstream file;
@@ -288,6 +294,28 @@ int cmd_predict(const std::string& checkpoint, const std::string& input,
   if (!explain_dir.empty()) {
     const std::vector<std::string> written = task->explain(lines, explain_dir);
     std::cerr << "wrote " << written.size() << " attention heatmap(s) to " << explain_dir << "\n";
+  }
+  if (!attention_png.empty()) {
+    if (lines.size() != 1) {
+      throw InputError("predict --attention-png: draws one input's attention, " +
+                       (input == "-" ? std::string("standard input") : input) + " has " +
+                       std::to_string(lines.size()) +
+                       " lines (--explain DIR writes one PNG per line)");
+    }
+    // Drawn into a folder beside FILE, then moved into place: nothing half-written at FILE.
+    const std::filesystem::path target(attention_png);
+    const std::filesystem::path scratch =
+        target.parent_path() / (target.filename().string() + ".nlpkit-tmp");
+    std::filesystem::remove_all(scratch);
+    try {
+      const std::vector<std::string> written = task->explain(lines, scratch.string());
+      std::filesystem::rename(written.at(0), target);
+    } catch (...) {
+      std::filesystem::remove_all(scratch);
+      throw;
+    }
+    std::filesystem::remove_all(scratch);
+    std::cerr << "wrote " << attention_png << "\n";
   }
   if (members.size() > 1) {
     const auto [probabilities, names] = ensemble_probabilities(members, overrides, lines);
@@ -584,6 +612,9 @@ int main(int argc, char** argv) {
   predict->add_option(
       "--explain", explain_dir,
       "also write a PNG heatmap of each input's attention weights into this folder");
+  std::string attention_png;
+  predict->add_option("--attention-png", attention_png,
+                      "one input: also write its attention weights as a PNG heatmap to this file");
 
   std::vector<std::string> run_dirs;
   std::string metrics_list;
@@ -717,7 +748,7 @@ int main(int argc, char** argv) {
     }
     if (*launch) return launch_local_ranks(nproc, launch->remaining(), master_port);
     if (*evaluate) return cmd_evaluate(checkpoint, split, data, output, overrides, ensemble);
-    if (*predict) return cmd_predict(checkpoint, input, overrides, explain_dir, ensemble);
+    if (*predict) return cmd_predict(checkpoint, input, overrides, explain_dir, attention_png, ensemble);
     if (*plot) return cmd_plot(run_dirs, output, metrics_list);
     if (*runs_list) return cmd_runs_list(run_dirs);
     if (*dump) return cmd_dump_config(config_path, overrides, reference);

@@ -207,6 +207,10 @@ for model in seq2seq transformer; do
   expect 0 "wrote 2 attention heatmap(s) to $tmp/${model}_explain" -- "$nlpkit" predict --explain "$tmp/${model}_explain" "$tmp/$model" <(printf 'cat\ndog\n')
   [[ -f "$tmp/${model}_explain/seq_0002.png" ]] && ok || bad "$model explain files: $(ls "$tmp/${model}_explain")"
 done
+expect 0 "wrote $tmp/cat.png" -- "$nlpkit" predict --attention-png "$tmp/cat.png" "$tmp/transformer" <(printf 'cat\n')
+[[ "$(png_size "$tmp/cat.png")" =~ ^[0-9]+\ [0-9]+$ && ! -e "$tmp/cat.png.nlpkit-tmp" ]] && ok || bad "attention-png: $(ls "$tmp" | grep cat)"
+expect 2 "predict --attention-png: draws one input's attention, /dev/fd/" -- "$nlpkit" predict --attention-png "$tmp/two.png" "$tmp/seq2seq" <(printf 'cat\ndog\n')
+[[ ! -e "$tmp/two.png" ]] && ok || bad "a failed --attention-png left $tmp/two.png behind"
 expect 2 "seq2seq.beam_size: must be >= 1" -- "$nlpkit" predict "$tmp/seq2seq" <(printf 'cat\n') seq2seq.beam_size=0
 expect 2 "predict: input line 2 has an empty source" -- "$nlpkit" predict "$tmp/seq2seq" <(printf 'cat\n \n')
 printf 'cat\tK AE1 T\n\tD AO1 G\n' > "$tmp/g2p_bad.tsv"
