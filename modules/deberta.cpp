@@ -275,7 +275,7 @@ torch::Tensor DisentangledSelfAttentionImpl::forward(
     // cost more than the products). Distances d = i - j run over [-(Tk - 1), Tq - 1]: W values.
     const int64_t w = tq + tk - 1;
     const torch::Tensor rel = relative_pos[0];  // (Tq, Tk)
-    const torch::Tensor by_distance =             // bucket of d = n - (Tk - 1), n = 0..W-1
+    const torch::Tensor by_distance =           // bucket of d = n - (Tk - 1), n = 0..W-1
         torch::cat({rel[0].flip(0), rel.slice(0, 1).select(1, 0)});
     const torch::Tensor distance = torch::arange(tq, rel.options()).unsqueeze(1) -
                                    torch::arange(tk, rel.options()).unsqueeze(0) + (tk - 1);
@@ -286,18 +286,18 @@ torch::Tensor DisentangledSelfAttentionImpl::forward(
       return p.as_strided({b, heads, ta, tb}, {heads * ta * w, ta * w, w - 1, 1},
                           p.storage_offset() + off);
     };
-    const torch::Tensor index = rows_of(rel);  // (Tq, Tk) idx(i, j) - lo, for the gather path
     if (terms.c2p) {
       const torch::Tensor kr =
           split_positions(options.share_att_key() ? key_proj(r) : pos_key_proj(r));
       if (toeplitz) {
         // Column m holds d = Tq - 1 - m: q_i . Kr[idx(i - j)] sits at m = Tq - 1 - i + j.
         const torch::Tensor c2p = torch::matmul(
-            q, kr.index_select(1, rows_of(by_distance.flip(0))).transpose(-1, -2));  // (B, h, Tq, W)
+            q,
+            kr.index_select(1, rows_of(by_distance.flip(0))).transpose(-1, -2));  // (B, h, Tq, W)
         scores.add_(diagonal_view(c2p.contiguous(), tq, tk, tq - 1));
       } else {
         const torch::Tensor c2p = torch::matmul(q, kr.transpose(-1, -2));  // (B, heads, Tq, R)
-        scores.add_(torch::gather(c2p, -1, index.expand({b, heads, tq, tk})));
+        scores.add_(torch::gather(c2p, -1, rows_of(rel).expand({b, heads, tq, tk})));
       }
     }
     if (terms.p2c) {
@@ -312,7 +312,7 @@ torch::Tensor DisentangledSelfAttentionImpl::forward(
         const torch::Tensor p2c = torch::matmul(k, qr.transpose(-1, -2));  // (B, heads, Tk, R)
         // k_j . Qr[idx(i, j)], gathered as [j, i] then transposed.
         scores.add_(
-            torch::gather(p2c, -1, index.t().expand({b, heads, tk, tq})).transpose(-1, -2));
+            torch::gather(p2c, -1, rows_of(rel).t().expand({b, heads, tk, tq})).transpose(-1, -2));
       }
     }
   }

@@ -122,7 +122,8 @@ NoiseSampler build_noise_sampler(const std::vector<int64_t>& counts, double powe
   const auto v = static_cast<int64_t>(counts.size());
   std::vector<double> scaled(v);
   double total = 0;
-  for (int64_t w = 0; w < v; ++w) total += scaled[w] = std::pow(static_cast<double>(counts[w]), power);
+  for (int64_t w = 0; w < v; ++w)
+    total += scaled[w] = std::pow(static_cast<double>(counts[w]), power);
   TORCH_CHECK(total > 0, "build_noise_sampler: every count is zero");
   // Vose's construction: slots below the mean are topped up by one word above it.
   std::vector<int32_t> small, large;
@@ -154,7 +155,8 @@ std::vector<double> NoiseSampler::probabilities() const {
   std::vector<double> p(v, 0);
   for (int64_t i = 0; i < v; ++i) {
     // The coin's 24 bits: P(coin < keep) = ceil(keep * 2^24) / 2^24.
-    const double stay = std::min(1.0, std::ceil(static_cast<double>(keep[i]) * 16777216.0) / 16777216.0);
+    const double stay =
+        std::min(1.0, std::ceil(static_cast<double>(keep[i]) * 16777216.0) / 16777216.0);
     p[i] += stay / static_cast<double>(v);
     p[alias[i]] += (1 - stay) / static_cast<double>(v);
   }

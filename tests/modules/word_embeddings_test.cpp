@@ -166,7 +166,9 @@ INSTANTIATE_TEST_SUITE_P(AllVariants, Word2VecTraining,
                                            std::make_tuple("cbow", "negative_sampling", 1),
                                            std::make_tuple("skip_gram", "hierarchical_softmax", 1),
                                            std::make_tuple("cbow", "hierarchical_softmax", 1),
-                                           std::make_tuple("skip_gram", "negative_sampling", 3), std::make_tuple("skip_gram", "negative_sampling", 2), std::make_tuple("cbow", "negative_sampling", 3)));
+                                           std::make_tuple("skip_gram", "negative_sampling", 3),
+                                           std::make_tuple("skip_gram", "negative_sampling", 2),
+                                           std::make_tuple("cbow", "negative_sampling", 3)));
 
 TEST(Word2VecTest, OneThreadIsReproducible) {
   TopicCorpus data;
