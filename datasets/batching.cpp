@@ -198,6 +198,37 @@ std::vector<int64_t> shuffled_indices(int64_t n, uint64_t seed) {
   return indices;
 }
 
+std::vector<std::vector<int64_t>> length_grouped_batches(
+    const std::vector<std::pair<int64_t, int64_t>>& lengths, int64_t batch_size, int64_t maxi_batch,
+    bool shuffled, uint64_t seed) {
+  std::vector<int64_t> order(lengths.size());
+  std::iota(order.begin(), order.end(), 0);
+  const auto n = static_cast<int64_t>(order.size());
+  std::vector<int64_t> runs((n + batch_size - 1) / batch_size);  // the n-th batch's run
+  std::iota(runs.begin(), runs.end(), 0);
+  if (shuffled) {
+    std::mt19937_64 rng(seed);
+    shuffle_in_place(order, rng);
+    if (maxi_batch > 1) {
+      // Padding is work: a batch of random words is about twice as long as its average word.
+      // Sorting pools of maxi_batch batches by length groups similar words; shuffling the
+      // batches afterwards keeps long and short ones mixed through the epoch.
+      const int64_t pool = maxi_batch * batch_size;
+      for (int64_t p = 0; p < n; p += pool) {
+        std::stable_sort(order.begin() + p, order.begin() + std::min(p + pool, n),
+                         [&](int64_t a, int64_t b) { return lengths[a] < lengths[b]; });
+      }
+      shuffle_in_place(runs, rng);
+    }
+  }
+  std::vector<std::vector<int64_t>> batches;
+  for (int64_t run : runs) {
+    const int64_t begin = run * batch_size;
+    batches.emplace_back(order.begin() + begin, order.begin() + std::min(begin + batch_size, n));
+  }
+  return batches;
+}
+
 namespace {
 
 // Example indices per label, labels in ascending order (a fixed order keeps splits

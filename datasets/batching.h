@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "datasets/tokenizers.h"
@@ -96,6 +97,15 @@ class EpochBatches {
   int64_t epoch_ = -1;
   std::vector<int64_t> order_;  // this shard's examples of epoch_
 };
+
+/// The training batches of an epoch of sequence pairs, as indices into `lengths` ((source,
+/// target) lengths).
+/// Unshuffled: in order. Shuffled (seeded): in random order; with maxi_batch > 1 each pool of
+/// maxi_batch batches is sorted by length first and the batches are then shuffled, so a batch
+/// holds words of similar length and pads little (Marian's maxi-batch).
+std::vector<std::vector<int64_t>> length_grouped_batches(
+    const std::vector<std::pair<int64_t, int64_t>>& lengths, int64_t batch_size, int64_t maxi_batch,
+    bool shuffled, uint64_t seed);
 
 /// 0..n-1 cut into consecutive slices of batch_size (evaluation batches).
 std::vector<std::vector<int64_t>> sequential_batches(int64_t n, int64_t batch_size);

@@ -559,6 +559,10 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
       .at_most(0.99);
   sq.add("incremental", &c.seq2seq.incremental,
          "transformer: decode with the key/value cache (false = recompute the prefix)");
+  sq.add("maxi_batch", &c.seq2seq.maxi_batch,
+         "training batches of similar length: each pool of this many shuffled batches is sorted "
+         "by length, then the batches are shuffled (as Marian's maxi-batch); 1 = off")
+      .at_least(1);
   Section& lin = r.section(
       "linear", "Task linear_baseline: logistic regression on classic features, cross-validated.");
   lin.add("features", &c.linear.features,

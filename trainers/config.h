@@ -190,6 +190,7 @@ struct Seq2SeqConfig {
   int64_t max_decode_length = 0;
   double label_smoothing = 0.0;
   bool incremental = true;
+  int64_t maxi_batch = 100;
 };
 
 struct OptimizerConfig {

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <map>
+#include <numeric>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -348,4 +350,51 @@ TEST(EpochBatchesTest, UnevenDataIsPaddedByWrappingAround) {
 }
 
 }  // namespace
+// Padded length of a set of batches: what the model computes.
+int64_t padded(const std::vector<std::vector<int64_t>>& batches,
+               const std::vector<std::pair<int64_t, int64_t>>& lengths) {
+  int64_t total = 0;
+  for (const auto& b : batches) {
+    int64_t s = 0, t = 0;
+    for (int64_t i : b) s = std::max(s, lengths[i].first), t = std::max(t, lengths[i].second);
+    total += static_cast<int64_t>(b.size()) * (s + t);
+  }
+  return total;
+}
+
+TEST(LengthGroupedBatchesTest, GroupedBatchesCoverEveryPairOnceAndPadLess) {
+  std::mt19937 rng(3);
+  std::vector<std::pair<int64_t, int64_t>> lengths;
+  for (int i = 0; i < 1003; ++i) {  // words: as many phonemes as letters, give or take one
+    const int64_t letters = 2 + rng() % 18;
+    lengths.push_back({letters, letters - 1 + rng() % 3});
+  }
+  const auto in_order = length_grouped_batches(lengths, 10, 100, false, 7);
+  ASSERT_EQ(in_order.size(), 101u);
+  EXPECT_EQ(in_order[0], (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(in_order[100], (std::vector<int64_t>{1000, 1001, 1002}));
+
+  const auto random = length_grouped_batches(lengths, 10, 1, true, 7);
+  const auto grouped = length_grouped_batches(lengths, 10, 20, true, 7);
+  for (const auto* batches : {&random, &grouped}) {
+    ASSERT_EQ(batches->size(), 101u);
+    std::vector<int64_t> seen;
+    for (const auto& b : *batches) seen.insert(seen.end(), b.begin(), b.end());
+    std::sort(seen.begin(), seen.end());
+    std::vector<int64_t> all(lengths.size());
+    std::iota(all.begin(), all.end(), 0);
+    EXPECT_EQ(seen, all);
+  }
+  EXPECT_NE(random, in_order);
+  // Sorted pools: much less padding than random batches, and the order is not by length.
+  EXPECT_LT(padded(grouped, lengths) * 10, padded(random, lengths) * 7)
+      << padded(grouped, lengths) << " vs " << padded(random, lengths);
+  std::vector<std::pair<int64_t, int64_t>> firsts;
+  for (const auto& b : grouped) firsts.push_back(lengths[b[0]]);
+  EXPECT_FALSE(std::is_sorted(firsts.begin(), firsts.end())) << "the batches are shuffled";
+  // Seeded: the same seed gives the same epoch, another seed another.
+  EXPECT_EQ(length_grouped_batches(lengths, 10, 20, true, 7), grouped);
+  EXPECT_NE(length_grouped_batches(lengths, 10, 20, true, 8), grouped);
+}
+
 }  // namespace nlpkit

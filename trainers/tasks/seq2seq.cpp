@@ -1,11 +1,11 @@
 #include "trainers/tasks/seq2seq.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <map>
-#include <numeric>
-#include <random>
 
+#include "datasets/batching.h"
 #include "datasets/parallel_text.h"
 #include "datasets/png.h"
 #include "datasets/vocab.h"
@@ -130,20 +130,19 @@ class Seq2SeqTask : public Task {
 
   StepOutput train_step(int64_t epoch, int64_t batch) override {
     const SplitData& train = data(Split::kTrain);
-    if (epoch != order_epoch_) {
-      order_ = std::vector<int64_t>(train.pairs.size());
-      std::iota(order_.begin(), order_.end(), 0);
-      if (config_.data.shuffle) {
-        std::mt19937_64 rng(static_cast<uint64_t>(config_.seed) * 1000003ULL +
-                            static_cast<uint64_t>(epoch));
-        for (size_t i = order_.size(); i > 1; --i) std::swap(order_[i - 1], order_[rng() % i]);
+    if (epoch != batches_epoch_) {
+      std::vector<std::pair<int64_t, int64_t>> lengths;
+      for (const Pair& p : train.pairs) {
+        lengths.push_back(
+            {static_cast<int64_t>(p.source.size()), static_cast<int64_t>(p.target.size())});
       }
-      order_epoch_ = epoch;
+      batches_ = length_grouped_batches(
+          lengths, config_.data.batch_size, config_.seq2seq.maxi_batch, config_.data.shuffle,
+          static_cast<uint64_t>(config_.seed) * 1000003ULL + static_cast<uint64_t>(epoch));
+      batches_epoch_ = epoch;
     }
-    const int64_t begin = batch * config_.data.batch_size;
-    const int64_t end = std::min<int64_t>(begin + config_.data.batch_size, order_.size());
     std::vector<const Pair*> pairs;
-    for (int64_t i = begin; i < end; ++i) pairs.push_back(&train.pairs[order_[i]]);
+    for (int64_t i : batches_[batch]) pairs.push_back(&train.pairs[i]);
     model_->train();
     const Batch b = collate(pairs);
     const torch::Tensor logits = run(b).logits;
@@ -492,8 +491,8 @@ class Seq2SeqTask : public Task {
   Transformer transformer_{nullptr};
   std::shared_ptr<torch::nn::Module> model_;
   std::map<Split, SplitData> splits_;
-  std::vector<int64_t> order_;
-  int64_t order_epoch_ = -1;
+  std::vector<std::vector<int64_t>> batches_;  // the epoch's batches of training pairs
+  int64_t batches_epoch_ = -1;
 };
 
 }  // namespace
