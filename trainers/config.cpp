@@ -369,7 +369,9 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
         "segments); DeBERTa has no next-sentence head");
 
   Section& o = r.section("optimizer", "The optimizer. Biases and norm weights get no decay.");
-  o.add("type", &c.optimizer.type, "sgd, adam or adamw")
+  o.add("type", &c.optimizer.type,
+        "sgd, adam or adamw (adam/adamw: LibTorch's arithmetic in one pass over each parameter, "
+        "fused_adam.h)")
       .one_of(registry_names(optimizer_registry()));
   o.add("lr", &c.optimizer.lr, "peak learning rate").greater_than(0);
   o.add("weight_decay", &c.optimizer.weight_decay, "L2 (adam, sgd) or decoupled (adamw) decay")

@@ -4,6 +4,7 @@
 
 #include "datasets/sentencepiece.h"
 #include "datasets/wordpiece.h"
+#include "trainers/fused_adam.h"
 #include "trainers/tasks/bert.h"
 #include "trainers/tasks/classification.h"
 #include "trainers/tasks/frame_prediction.h"
@@ -313,7 +314,7 @@ std::unique_ptr<torch::optim::Optimizer> build_adam(const std::vector<ParameterG
                .betas({c.beta1, c.beta2})
                .eps(c.eps)
                .weight_decay(c.weight_decay);
-  return std::make_unique<torch::optim::Adam>(groups(in, o), o);
+  return std::make_unique<FusedAdam>(groups(in, o), o);
 }
 
 std::unique_ptr<torch::optim::Optimizer> build_adamw(const std::vector<ParameterGroup>& in,
@@ -322,7 +323,7 @@ std::unique_ptr<torch::optim::Optimizer> build_adamw(const std::vector<Parameter
                .betas({c.beta1, c.beta2})
                .eps(c.eps)
                .weight_decay(c.weight_decay);
-  return std::make_unique<torch::optim::AdamW>(groups(in, o), o);
+  return std::make_unique<FusedAdamW>(groups(in, o), o);
 }
 
 // ---------------------------------------------------------------- scheduler.type

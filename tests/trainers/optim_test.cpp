@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include "tests/test_util.h"
+#include "trainers/fused_adam.h"
 #include "trainers/registry.h"
 
 namespace nlpkit {
@@ -68,7 +71,8 @@ TEST(LrAt, IsPure) {
 }
 
 TEST(Optimizer, NoDecayOnBiasesAndNormWeights) {
-  torch::nn::Sequential model(torch::nn::Linear(3, 4), torch::nn::LayerNorm(std::vector<int64_t>{4}));
+  torch::nn::Sequential model(torch::nn::Linear(3, 4),
+                              torch::nn::LayerNorm(std::vector<int64_t>{4}));
   std::vector<ParameterGroup> g = parameter_groups(*model);
   ASSERT_EQ(g.size(), 2u);
   EXPECT_TRUE(g[0].decay);
@@ -95,9 +99,8 @@ TEST(Optimizer, NoDecayOnBiasesAndNormWeights) {
 TEST(Optimizer, LrScalesMakeGroupsAndScaleEveryScheduledLr) {
   torch::nn::Sequential model(torch::nn::Linear(3, 4), torch::nn::Linear(4, 2));
   model[1]->as<torch::nn::Linear>()->weight.set_requires_grad(false);  // frozen: left out
-  auto groups = parameter_groups(*model, [](const std::string& name) {
-    return name.rfind("0.", 0) == 0 ? 0.5 : 2.0;
-  });
+  auto groups = parameter_groups(
+      *model, [](const std::string& name) { return name.rfind("0.", 0) == 0 ? 0.5 : 2.0; });
   ASSERT_EQ(groups.size(), 3u);  // 0.weight (decay, 0.5), 0.bias (0.5), 1.bias (2.0)
   EXPECT_EQ(groups[0].lr_scale, 0.5);
   EXPECT_TRUE(groups[0].decay);
@@ -121,6 +124,140 @@ TEST(Optimizer, NesterovNeedsMomentum) {
   EXPECT_THROW(make_optimizer(*model, c), ConfigError);
   c.momentum = 0.9;
   EXPECT_NO_THROW(make_optimizer(*model, c));
+}
+
+// Parameters of sizes that exercise the 8-wide loop, its scalar tail, a 1-element tensor and
+// several threads' chunks (1 << 15 elements each).
+std::vector<torch::Tensor> adam_params(uint64_t seed) {
+  torch::manual_seed(seed);
+  std::vector<torch::Tensor> params;
+  for (int64_t n : {1, 13, 256, 70001}) params.push_back(torch::randn({n}).requires_grad_());
+  params.push_back(torch::randn({37, 29}).requires_grad_());
+  return params;
+}
+
+std::vector<torch::Tensor> clones(const std::vector<torch::Tensor>& params) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : params) out.push_back(p.detach().clone().requires_grad_());
+  return out;
+}
+
+/// `steps` steps of both optimizers on the same gradients (some steps leave a parameter without
+/// one); the largest relative difference of the parameters and of the moments.
+template <class Fused, class Reference, class Options, class State>
+double adam_difference(const Options& options, int steps, int64_t threads) {
+  const std::vector<torch::Tensor> a = adam_params(5), b = clones(a);
+  // Two groups, the second with its own lr and no decay, as make_optimizer builds them.
+  auto groups = [&](const std::vector<torch::Tensor>& p) {
+    auto second = std::make_unique<Options>(options);
+    second->lr(options.lr() * 0.3).weight_decay(0.0);
+    std::vector<torch::optim::OptimizerParamGroup> g;
+    g.emplace_back(std::vector<torch::Tensor>(p.begin(), p.begin() + 3),
+                   std::make_unique<Options>(options));
+    g.emplace_back(std::vector<torch::Tensor>(p.begin() + 3, p.end()), std::move(second));
+    return g;
+  };
+  Fused fused(groups(a), options);
+  Reference reference(groups(b), options);
+  const int previous = torch::get_num_threads();
+  torch::set_num_threads(threads);
+  torch::manual_seed(11);
+  for (int step = 0; step < steps; ++step) {
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (step % 4 == 3 && i == 1) {  // no gradient: skipped by both
+        a[i].mutable_grad() = torch::Tensor();
+        b[i].mutable_grad() = torch::Tensor();
+        continue;
+      }
+      const torch::Tensor g = torch::randn_like(a[i]) * (step % 2 == 0 ? 1.0 : 1e-3);
+      a[i].mutable_grad() = g.clone();
+      b[i].mutable_grad() = g.clone();
+    }
+    fused.step();
+    reference.step();
+  }
+  torch::set_num_threads(previous);
+  EXPECT_EQ(fused.fused_steps(), options.amsgrad() ? 0 : steps);
+  double worst = 0;
+  auto rel = [&](const torch::Tensor& x, const torch::Tensor& y) {
+    return ((x - y).abs() / (y.abs() + 1e-6)).max().item<double>();
+  };
+  for (size_t i = 0; i < a.size(); ++i) {
+    worst = std::max(worst, rel(a[i], b[i]));
+    const auto key_a = c10::guts::to_string(a[i].unsafeGetTensorImpl());
+    const auto key_b = c10::guts::to_string(b[i].unsafeGetTensorImpl());
+    const auto& sa = static_cast<const State&>(*fused.state().at(key_a));
+    const auto& sb = static_cast<const State&>(*reference.state().at(key_b));
+    EXPECT_EQ(sa.step(), sb.step());
+    worst =
+        std::max({worst, rel(sa.exp_avg(), sb.exp_avg()), rel(sa.exp_avg_sq(), sb.exp_avg_sq())});
+  }
+  return worst;
+}
+
+TEST(FusedAdam, MatchesLibTorchAdamToFloatRounding) {
+  for (int64_t threads : {1, 2}) {
+    const auto plain = torch::optim::AdamOptions(1e-2);
+    const auto decayed =
+        torch::optim::AdamOptions(3e-3).betas({0.8, 0.98}).eps(1e-6).weight_decay(0.1);
+    EXPECT_LT((adam_difference<FusedAdam, torch::optim::Adam, torch::optim::AdamOptions,
+                               torch::optim::AdamParamState>(plain, 12, threads)),
+              2e-5);
+    EXPECT_LT((adam_difference<FusedAdam, torch::optim::Adam, torch::optim::AdamOptions,
+                               torch::optim::AdamParamState>(decayed, 12, threads)),
+              2e-5);
+    const auto w = torch::optim::AdamWOptions(1e-2).weight_decay(0.05);
+    EXPECT_LT((adam_difference<FusedAdamW, torch::optim::AdamW, torch::optim::AdamWOptions,
+                               torch::optim::AdamWParamState>(w, 12, threads)),
+              2e-5);
+    // amsgrad is LibTorch's own step: the same numbers exactly.
+    const auto ams = torch::optim::AdamOptions(1e-2).amsgrad(true);
+    EXPECT_EQ((adam_difference<FusedAdam, torch::optim::Adam, torch::optim::AdamOptions,
+                               torch::optim::AdamParamState>(ams, 5, threads)),
+              0.0);
+  }
+}
+
+TEST(FusedAdam, CheckpointsAreLibTorchAdamsBothWays) {
+  // Three fused steps, saved; LibTorch's Adam loads them and takes step 4, as does the fused one.
+  const std::vector<torch::Tensor> a = adam_params(2);
+  const std::vector<torch::Tensor> b = clones(a);
+  FusedAdam fused(a, torch::optim::AdamOptions(1e-2));
+  torch::manual_seed(3);
+  for (int step = 0; step < 3; ++step) {
+    for (const auto& p : a) p.mutable_grad() = torch::randn_like(p);
+    fused.step();
+  }
+  std::ostringstream saved;
+  {
+    torch::serialize::OutputArchive archive;
+    fused.save(archive);
+    archive.save_to(saved);
+  }
+  for (size_t i = 0; i < a.size(); ++i) b[i].detach().copy_(a[i].detach());
+  torch::optim::Adam reference(b, torch::optim::AdamOptions(1e-2));
+  std::istringstream in(saved.str());
+  torch::serialize::InputArchive archive;
+  archive.load_from(in);
+  reference.load(archive);
+  for (size_t i = 0; i < a.size(); ++i) {
+    const torch::Tensor g = torch::randn_like(a[i]);
+    a[i].mutable_grad() = g.clone();
+    b[i].mutable_grad() = g.clone();
+  }
+  fused.step();
+  reference.step();
+  EXPECT_EQ(fused.fused_steps(), 4);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::allclose(a[i], b[i], 1e-5, 1e-7)) << i;
+  // The registry builds the fused optimizers.
+  OptimizerConfig config;
+  for (const std::string type : {"adam", "adamw"}) {
+    config.type = type;
+    auto built = make_optimizer(std::vector<ParameterGroup>{{a, true, 1.0}}, config);
+    EXPECT_TRUE(dynamic_cast<FusedAdam*>(built.get()) != nullptr ||
+                dynamic_cast<FusedAdamW*>(built.get()) != nullptr)
+        << type;
+  }
 }
 
 TEST(Registry, TablesAreSortedAndListed) {

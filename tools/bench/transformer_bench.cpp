@@ -1,6 +1,6 @@
 // Transformer benchmarks against PyTorch eager (tools/bench/transformer_bench.py), on the same
 // weights, data, batch and threads:
-// - train: training steps (teacher-forced cross-entropy, Adam, dropout 0) in target+source
+// - train: training steps (teacher-forced cross-entropy, the trainer's Adam, dropout 0) in target+source
 //   tokens per second, and the loss of every step (which the Python side must reproduce);
 // - decode: beam search (beam 5) words per second, with the key/value cache and by
 //   recomputing the prefix at every step, and whether both give the same hypotheses.
@@ -19,6 +19,7 @@
 
 #include "modules/search.h"
 #include "modules/transformer.h"
+#include "trainers/optim.h"
 #include "trainers/safetensors.h"
 
 namespace nlpkit::bench {
@@ -136,7 +137,13 @@ int run(const Args& a) {
   nlohmann::json result = {{"side", "nlpkit"},   {"mode", a.mode},   {"threads", a.threads},
                            {"warmup", a.warmup}, {"steps", a.steps}, {"batch_size", batch}};
   if (a.mode == "train") {
-    torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(1e-3));
+    // The trainer's optimizer (optimizer.type adam: the one-pass FusedAdam), lr 1e-3.
+    nlpkit::OptimizerConfig config;
+    config.type = "adam";
+    config.lr = 1e-3;
+    config.weight_decay = 0.0;
+    const std::unique_ptr<torch::optim::Optimizer> optimizer =
+        nlpkit::make_optimizer(*model, config);
     std::vector<double> losses;
     double timed_ms = 0;
     int64_t tokens = 0;
@@ -147,12 +154,12 @@ int run(const Args& a) {
       const torch::Tensor tgt_in = data["data.tgt_in"].slice(0, b * batch, (b + 1) * batch);
       const torch::Tensor tgt_out = data["data.tgt_out"].slice(0, b * batch, (b + 1) * batch);
       const double start = now_ms();
-      optimizer.zero_grad();
+      optimizer->zero_grad();
       const torch::Tensor logits = model(src, torch::Tensor(), tgt_in).logits;
       const torch::Tensor loss =
           torch::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), tgt_out.reshape(-1));
       loss.backward();
-      optimizer.step();
+      optimizer->step();
       const double loss_value = loss.item<double>();
       if (step >= a.warmup) {
         timed_ms += now_ms() - start;
