@@ -565,6 +565,10 @@ std::unique_ptr<Section> declare_experiment(ExperimentConfig& c, bool typed_keys
          "training batches of similar length: each pool of this many shuffled batches is sorted "
          "by length, then the batches are shuffled (as Marian's maxi-batch); 1 = off")
       .at_least(1);
+  sq.add("score_strip", &c.seq2seq.score_strip,
+         "characters removed from every output and reference token for the extra stripped_wer, "
+         "stripped_per and stripped_sequence_accuracy (CMUdict: \"012\" scores without stress, "
+         "as most published G2P results are); empty = none");
   Section& lin = r.section(
       "linear", "Task linear_baseline: logistic regression on classic features, cross-validated.");
   lin.add("features", &c.linear.features,

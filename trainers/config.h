@@ -191,6 +191,7 @@ struct Seq2SeqConfig {
   double label_smoothing = 0.0;
   bool incremental = true;
   int64_t maxi_batch = 100;
+  std::string score_strip;
 };
 
 struct OptimizerConfig {

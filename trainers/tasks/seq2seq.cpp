@@ -223,6 +223,40 @@ class Seq2SeqTask : public Task {
         long(m.examples), d.pairs.size(), mean_loss, token_accuracy, m.sequence_accuracy, m.wer,
         m.per, m.bleu);
     e.table = table;
+    if (!config_.seq2seq.score_strip.empty()) {
+      // The same outputs and references without the score_strip characters (CMUdict: stress).
+      const std::string& chars = config_.seq2seq.score_strip;
+      const auto strip = [&](const TokenSequence& tokens) {
+        TokenSequence out;
+        for (std::string t : tokens) {
+          t.erase(std::remove_if(t.begin(), t.end(),
+                                 [&](char c) { return chars.find(c) != std::string::npos; }),
+                  t.end());
+          if (!t.empty()) out.push_back(std::move(t));
+        }
+        return out;
+      };
+      std::vector<TokenSequence> stripped_hypotheses;
+      std::vector<std::vector<TokenSequence>> stripped_references;
+      for (const TokenSequence& h : hypotheses) stripped_hypotheses.push_back(strip(h));
+      for (const auto& refs : references) {
+        stripped_references.emplace_back();
+        for (const TokenSequence& r : refs) stripped_references.back().push_back(strip(r));
+      }
+      const SequenceMetrics s = sequence_metrics(stripped_hypotheses, stripped_references);
+      for (const auto& [name, value] :
+           {std::pair<std::string, double>{"stripped_sequence_accuracy", s.sequence_accuracy},
+            {"stripped_wer", s.wer},
+            {"stripped_per", s.per}}) {
+        e.metrics[name] = value;
+        e.report[name] = value;
+      }
+      std::snprintf(table, sizeof table,
+                    "  without '%s':\n  stripped_seq_acc   %.4f\n  stripped_wer       %.4f\n"
+                    "  stripped_per       %.4f\n",
+                    chars.c_str(), s.sequence_accuracy, s.wer, s.per);
+      e.table += table;
+    }
     if (d.truncated > 0 || d.oov_targets > 0 || d.skipped > 0) {
       e.table += "  (" + std::to_string(d.skipped) + " lines skipped, " +
                  std::to_string(d.truncated) + " sequences truncated, " +

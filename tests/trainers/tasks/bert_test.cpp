@@ -90,7 +90,9 @@ TEST_F(BertTaskTest, CheckpointIsAHuggingFaceFolderAndFineTunesWithLoraAndDecay)
   for (auto& [n, t] : load_safetensors(ckpt + "/model.safetensors").tensors) saved[n] = t;
   const NamedTensors state = module_state(*task->model());
   for (const auto& [name, t] : state) {
-    if (saved.count(name)) EXPECT_TRUE(t.equal(saved[name])) << name;
+    if (saved.count(name)) {
+      EXPECT_TRUE(t.equal(saved[name])) << name;
+    }
   }
   // Only adapters and the head train; lr scales follow the depth.
   for (const auto& p : task->model()->named_parameters()) {

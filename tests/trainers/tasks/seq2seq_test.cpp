@@ -66,6 +66,29 @@ TEST_F(Seq2SeqTaskTest, BothModelsTrainEvaluatePredictAndExplain) {
   }
 }
 
+TEST_F(Seq2SeqTaskTest, ScoreStripAddsMetricsWithoutTheCharacters) {
+  // Without the stress digits a word can only match more often, and be closer.
+  for (const std::string strip : {"012", "ABCDEFGHIJKLMNOPQRSTUVWXYZ012"}) {
+    ExperimentConfig config = tiny_config("transformer", {"seq2seq.score_strip=" + strip});
+    seed_everything(config.seed);
+    auto task = make_task(config, "", torch::kCPU);
+    Trainer(config, *task, torch::kCPU).fit();
+    const Evaluation e = task->evaluate(Split::kValid);
+    ASSERT_TRUE(e.metrics.count("stripped_wer"));
+    EXPECT_LE(e.metrics.at("stripped_wer"), e.metrics.at("wer"));
+    EXPECT_LE(e.metrics.at("stripped_per"), e.metrics.at("per") + 1e-12);
+    EXPECT_EQ(e.report.at("stripped_wer").get<double>(), e.metrics.at("stripped_wer"));
+    EXPECT_TRUE(Contains(e.table, "without '" + strip + "'")) << e.table;
+    if (strip.size() > 3) {  // every phoneme stripped away: all outputs equal all references
+      EXPECT_EQ(e.metrics.at("stripped_wer"), 0.0);
+      EXPECT_EQ(e.metrics.at("stripped_sequence_accuracy"), 1.0);
+    }
+  }
+  ExperimentConfig plain = tiny_config("transformer");
+  auto task = make_task(plain, "", torch::kCPU);
+  EXPECT_FALSE(task->evaluate(Split::kValid).metrics.count("stripped_wer"));
+}
+
 TEST_F(Seq2SeqTaskTest, BadInputIsCountedOrAClearError) {
   const std::string bad = write("bad.tsv",
                                 "source\ttarget\ncat\tK AE1 T\n\tD AO1 G\ndog\n"
