@@ -16,10 +16,11 @@ namespace nlpkit {
 /// two agree to float rounding; the state (AdamParamState) and checkpoints are LibTorch's too.
 /// Anything else (CUDA, other dtypes, sparse or non-contiguous gradients, amsgrad, a closure)
 /// takes LibTorch's own step.
-class FusedAdam : public torch::optim::Adam {
+template <class Base, class Options, class State, bool kDecoupled>
+class FusedAdamOf : public Base {
  public:
-  using torch::optim::Adam::Adam;
-  torch::Tensor step(LossClosure closure = nullptr) override;
+  using Base::Base;
+  torch::Tensor step(torch::optim::Optimizer::LossClosure closure = nullptr) override;
   /// Steps that took the one-pass path.
   int64_t fused_steps() const { return fused_steps_; }
 
@@ -27,15 +28,9 @@ class FusedAdam : public torch::optim::Adam {
   int64_t fused_steps_ = 0;
 };
 
-class FusedAdamW : public torch::optim::AdamW {
- public:
-  using torch::optim::AdamW::AdamW;
-  torch::Tensor step(LossClosure closure = nullptr) override;
-  /// Steps that took the one-pass path.
-  int64_t fused_steps() const { return fused_steps_; }
-
- private:
-  int64_t fused_steps_ = 0;
-};
+using FusedAdam = FusedAdamOf<torch::optim::Adam, torch::optim::AdamOptions,
+                              torch::optim::AdamParamState, /*kDecoupled=*/false>;
+using FusedAdamW = FusedAdamOf<torch::optim::AdamW, torch::optim::AdamWOptions,
+                               torch::optim::AdamWParamState, /*kDecoupled=*/true>;
 
 }  // namespace nlpkit

@@ -144,33 +144,23 @@ void fused_adam_step(
 
 }  // namespace
 
-torch::Tensor FusedAdam::step(LossClosure closure) {
+template <class Base, class Options, class State, bool kDecoupled>
+torch::Tensor FusedAdamOf<Base, Options, State, kDecoupled>::step(
+    torch::optim::Optimizer::LossClosure closure) {
   bool amsgrad = false;
-  for (const auto& g : param_groups_) {
-    amsgrad = amsgrad || static_cast<const torch::optim::AdamOptions&>(g.options()).amsgrad();
+  for (const auto& g : this->param_groups_) {
+    amsgrad = amsgrad || static_cast<const Options&>(g.options()).amsgrad();
   }
-  if (closure != nullptr || !fusable(param_groups_, amsgrad)) {
-    return torch::optim::Adam::step(closure);
-  }
-  fused_adam_step<torch::optim::AdamOptions, torch::optim::AdamParamState>(param_groups_, state_,
-                                                                           /*decoupled=*/false);
+  if (closure != nullptr || !fusable(this->param_groups_, amsgrad)) return Base::step(closure);
+  fused_adam_step<Options, State>(this->param_groups_, this->state_, kDecoupled);
   ++fused_steps_;
   return {};
 }
 
-torch::Tensor FusedAdamW::step(LossClosure closure) {
-  bool amsgrad = false;
-  for (const auto& g : param_groups_) {
-    amsgrad = amsgrad || static_cast<const torch::optim::AdamWOptions&>(g.options()).amsgrad();
-  }
-  if (closure != nullptr || !fusable(param_groups_, amsgrad)) {
-    return torch::optim::AdamW::step(closure);
-  }
-  fused_adam_step<torch::optim::AdamWOptions, torch::optim::AdamWParamState>(param_groups_, state_,
-                                                                             /*decoupled=*/true);
-  ++fused_steps_;
-  return {};
-}
+template class FusedAdamOf<torch::optim::Adam, torch::optim::AdamOptions,
+                           torch::optim::AdamParamState, false>;
+template class FusedAdamOf<torch::optim::AdamW, torch::optim::AdamWOptions,
+                           torch::optim::AdamWParamState, true>;
 
 std::vector<ParameterGroup> parameter_groups(const torch::nn::Module& model,
                                              const LrScaleFn& lr_scale) {
