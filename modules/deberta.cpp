@@ -56,6 +56,78 @@ void init_deberta_module(torch::nn::Module& m, double std) {
   }
 }
 
+/// Rows i0 .. i0 + n - 1 of a (B, heads, Ta, Hd) as one (heads, B * n, Hd) matrix per head.
+torch::Tensor band_block_rows(const torch::Tensor& a, int64_t i0, int64_t n) {
+  return a.narrow(2, i0, n).transpose(0, 1).reshape({a.size(1), a.size(0) * n, a.size(3)});
+}
+
+/// The (B, heads, n, Tb) band inside a block's (heads, B * n, L) product: [b, h, r, j] sits at
+/// [h, b * n + r, n - 1 - r + j] (rows of stride L - 1; no two (r, j) share an element).
+torch::Tensor band_view(const torch::Tensor& p, int64_t batch, int64_t n, int64_t tb) {
+  const int64_t heads = p.size(0), l = p.size(2);
+  return p.as_strided({batch, heads, n, tb}, {n * l, batch * n * l, l - 1, 1},
+                      p.storage_offset() + n - 1);
+}
+
+/// scores += the band product a . rel (relative_band_product), or its transpose (scores
+/// (B, heads, Tb, Ta): the p2c term, computed as [j, i]), block by block, in place: block rows
+/// i0 .. i0 + n - 1 reach the relative rows s .. s + L - 1, s = Ta - i0 - n, L = n + Tb - 1.
+class RelativeBandAdd : public torch::autograd::Function<RelativeBandAdd> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor scores,
+                               const torch::Tensor& a, const torch::Tensor& rel, bool transposed,
+                               int64_t block) {
+    const int64_t batch = a.size(0), ta = a.size(2), tb = rel.size(1) - ta + 1;
+    for (int64_t i0 = 0; i0 < ta; i0 += block) {
+      const int64_t n = std::min(block, ta - i0), l = n + tb - 1;
+      const torch::Tensor rows = rel.narrow(1, ta - i0 - n, l);  // (heads, L, Hd)
+      const torch::Tensor p = torch::bmm(band_block_rows(a, i0, n), rows.transpose(1, 2));
+      const torch::Tensor band = band_view(p, batch, n, tb);  // (B, heads, n, Tb)
+      if (transposed) {
+        scores.narrow(3, i0, n).add_(band.transpose(-1, -2));
+      } else {
+        scores.narrow(2, i0, n).add_(band);
+      }
+    }
+    ctx->mark_dirty({scores});
+    ctx->save_for_backward({a, rel});
+    ctx->saved_data["transposed"] = transposed;
+    ctx->saved_data["block"] = block;
+    return scores;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor& a = saved[0];
+    const torch::Tensor& rel = saved[1];
+    const bool transposed = ctx->saved_data["transposed"].toBool();
+    const int64_t block = ctx->saved_data["block"].toInt();
+    const torch::Tensor& grad = grads[0];
+    const int64_t batch = a.size(0), heads = a.size(1), ta = a.size(2), hd = a.size(3);
+    const int64_t tb = rel.size(1) - ta + 1;
+    torch::Tensor grad_a = torch::empty_like(a, torch::MemoryFormat::Contiguous);
+    torch::Tensor grad_rel = torch::zeros_like(rel, torch::MemoryFormat::Contiguous);
+    for (int64_t i0 = 0; i0 < ta; i0 += block) {
+      const int64_t n = std::min(block, ta - i0), l = n + tb - 1, s = ta - i0 - n;
+      const torch::Tensor rows = rel.narrow(1, s, l);
+      torch::Tensor p = torch::zeros({heads, batch * n, l}, grad.options());
+      band_view(p, batch, n, tb)
+          .copy_(transposed ? grad.narrow(3, i0, n).transpose(-1, -2) : grad.narrow(2, i0, n));
+      grad_a.narrow(2, i0, n).copy_(torch::bmm(p, rows).view({heads, batch, n, hd}).transpose(0, 1));
+      grad_rel.narrow(1, s, l).add_(torch::bmm(p.transpose(1, 2), band_block_rows(a, i0, n)));
+    }
+    return {grad, grad_a, grad_rel, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+/// scores (B, heads, Ta, Tb) += relative_band_product(a, rel), or scores (B, heads, Tb, Ta) +=
+/// its transpose; in place, returns scores.
+torch::Tensor relative_band_add(torch::Tensor scores, const torch::Tensor& a,
+                                const torch::Tensor& rel, bool transposed, int64_t block = 32) {
+  return RelativeBandAdd::apply(std::move(scores), a, rel.contiguous(), transposed, block);
+}
+
 }  // namespace
 
 void deberta_init_weights(torch::nn::Module& module, double std) {
@@ -142,6 +214,7 @@ torch::Tensor deberta_attention_mask(const torch::Tensor& attention_mask) {
   TORCH_CHECK(attention_mask.dim() == 2, "DeBERTa: attention_mask must be (B, T), got ",
               attention_mask.sizes());
   const torch::Tensor m = attention_mask.ne(0);
+  if (m.all().item<bool>()) return {};
   return (m.unsqueeze(2) & m.unsqueeze(1)).unsqueeze(1);  // (B, 1, T, T)
 }
 
@@ -195,6 +268,20 @@ torch::Tensor DebertaEmbeddingsImpl::forward(const torch::Tensor& input_ids,
 
 // ---------------------------------------------------------------- attention
 
+torch::Tensor relative_band_product(const torch::Tensor& a, const torch::Tensor& rel,
+                                    int64_t block) {
+  TORCH_CHECK(a.dim() == 4, "relative_band_product: a must be (B, heads, Ta, Hd), got ", a.sizes());
+  TORCH_CHECK(rel.dim() == 3 && rel.size(0) == a.size(1) && rel.size(2) == a.size(3) &&
+                  rel.size(1) >= a.size(2),
+              "relative_band_product: rel must be (", a.size(1), ", Ta + Tb - 1, ", a.size(3),
+              ") with Tb >= 1, got ", rel.sizes());
+  TORCH_CHECK(block > 0, "relative_band_product: block must be positive, got ", block);
+  const int64_t ta = a.size(2), tb = rel.size(1) - ta + 1;
+  return relative_band_add(torch::zeros({a.size(0), a.size(1), ta, tb}, a.options()), a, rel,
+                           /*transposed=*/false, block);
+}
+
+
 DisentangledSelfAttentionImpl::DisentangledSelfAttentionImpl(DebertaOptions options_)
     : options(std::move(options_)) {
   reset();
@@ -228,14 +315,14 @@ torch::Tensor DisentangledSelfAttentionImpl::forward(
   auto split_heads = [&](const torch::Tensor& x) {
     return x.view({x.size(0), x.size(1), heads, hd}).transpose(1, 2);  // (B, heads, T, Hd)
   };
-  const torch::Tensor q = split_heads(query_proj(queries));  // (B, heads, Tq, Hd)
-  const torch::Tensor k = split_heads(key_proj(hidden));     // (B, heads, Tk, Hd)
-  const torch::Tensor v = split_heads(value_proj(hidden));   // (B, heads, Tk, Hd)
-
-  // One scale for all terms: sqrt(Hd * (1 + number of position terms)).
+  // One scale for all terms: sqrt(Hd * (1 + number of position terms)), applied to the queries
+  // (q for c2p, Qr for p2c) rather than to the (B, heads, Tq, Tk) scores.
   const int64_t factor = 1 + static_cast<int64_t>(terms.c2p) + static_cast<int64_t>(terms.p2c);
   const double scale = std::sqrt(static_cast<double>(hd * factor));
-  // The position terms and the scale are added in place: one (B, heads, Tq, Tk) buffer.
+  const torch::Tensor q = split_heads(query_proj(queries)).div(scale);  // (B, heads, Tq, Hd)
+  const torch::Tensor k = split_heads(key_proj(hidden));                // (B, heads, Tk, Hd)
+  const torch::Tensor v = split_heads(value_proj(hidden));              // (B, heads, Tk, Hd)
+  // The position terms are added in place: one (B, heads, Tq, Tk) buffer.
   torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2));  // (B, heads, Tq, Tk)
 
   if ((terms.c2p || terms.p2c) && tq > 0 && tk > 0) {
@@ -269,32 +356,24 @@ torch::Tensor DisentangledSelfAttentionImpl::forward(
     auto rows_of = [&](const torch::Tensor& bucketed) {
       return torch::clamp(bucketed + att_span, 0, 2 * att_span - 1).sub_(lo);
     };
-    // relative_pos is a function of i - j (deberta_relative_position): then each term is one
-    // product with the relative rows in distance order, read through a strided view, in place of
-    // a product with the R rows and a gather over (B, heads, Tq, Tk) (whose scatter-add backward
-    // cost more than the products). Distances d = i - j run over [-(Tk - 1), Tq - 1]: W values.
-    const int64_t w = tq + tk - 1;
+    // relative_pos is a function of i - j (deberta_relative_position): then each term is a
+    // band product with the relative rows in distance order (relative_band_product), in place
+    // of a product with the R rows and a gather over (B, heads, Tq, Tk) (whose scatter-add
+    // backward cost more than the products). Distances d = i - j run over [-(Tk - 1), Tq - 1].
     const torch::Tensor rel = relative_pos[0];  // (Tq, Tk)
-    const torch::Tensor by_distance =           // bucket of d = n - (Tk - 1), n = 0..W-1
+    const torch::Tensor by_distance =           // bucket of d = n - (Tk - 1), n = 0..Tq+Tk-2
         torch::cat({rel[0].flip(0), rel.slice(0, 1).select(1, 0)});
     const torch::Tensor distance = torch::arange(tq, rel.options()).unsqueeze(1) -
                                    torch::arange(tk, rel.options()).unsqueeze(0) + (tk - 1);
     const bool toeplitz = torch::equal(by_distance.index({distance}), rel);
-    // Rows (i, j) of a contiguous (B, heads, Ta, W) product p read p[..., i, off - i + j]: a
-    // view with row stride W - 1 (no two (i, j) share an element).
-    auto diagonal_view = [&](const torch::Tensor& p, int64_t ta, int64_t tb, int64_t off) {
-      return p.as_strided({b, heads, ta, tb}, {heads * ta * w, ta * w, w - 1, 1},
-                          p.storage_offset() + off);
-    };
     if (terms.c2p) {
       const torch::Tensor kr =
           split_positions(options.share_att_key() ? key_proj(r) : pos_key_proj(r));
       if (toeplitz) {
-        // Column m holds d = Tq - 1 - m: q_i . Kr[idx(i - j)] sits at m = Tq - 1 - i + j.
-        const torch::Tensor c2p = torch::matmul(
-            q,
-            kr.index_select(1, rows_of(by_distance.flip(0))).transpose(-1, -2));  // (B, h, Tq, W)
-        scores.add_(diagonal_view(c2p.contiguous(), tq, tk, tq - 1));
+        // Row m of the distance-ordered keys holds d = Tq - 1 - m: q_i . Kr[idx(i - j)] is
+        // q_i . rows[Tq - 1 - i + j].
+        scores = relative_band_add(scores, q, kr.index_select(1, rows_of(by_distance.flip(0))),
+                                   /*transposed=*/false);
       } else {
         const torch::Tensor c2p = torch::matmul(q, kr.transpose(-1, -2));  // (B, heads, Tq, R)
         scores.add_(torch::gather(c2p, -1, rows_of(rel).expand({b, heads, tq, tk})));
@@ -302,12 +381,12 @@ torch::Tensor DisentangledSelfAttentionImpl::forward(
     }
     if (terms.p2c) {
       const torch::Tensor qr =
-          split_positions(options.share_att_key() ? query_proj(r) : pos_query_proj(r));
+          split_positions(options.share_att_key() ? query_proj(r) : pos_query_proj(r)).div(scale);
       if (toeplitz) {
-        // Column n holds d = n - (Tk - 1): k_j . Qr[idx(i - j)] sits at [j, Tk - 1 - j + i].
-        const torch::Tensor p2c = torch::matmul(
-            k, qr.index_select(1, rows_of(by_distance)).transpose(-1, -2));  // (B, h, Tk, W)
-        scores.add_(diagonal_view(p2c.contiguous(), tk, tq, tk - 1).transpose(-1, -2));
+        // Row n holds d = n - (Tk - 1): k_j . Qr[idx(i - j)] is k_j . rows[Tk - 1 - j + i],
+        // computed as [j, i] and added transposed.
+        scores = relative_band_add(scores, k, qr.index_select(1, rows_of(by_distance)),
+                                   /*transposed=*/true);
       } else {
         const torch::Tensor p2c = torch::matmul(k, qr.transpose(-1, -2));  // (B, heads, Tk, R)
         // k_j . Qr[idx(i, j)], gathered as [j, i] then transposed.
@@ -316,19 +395,24 @@ torch::Tensor DisentangledSelfAttentionImpl::forward(
       }
     }
   }
-  scores.div_(scale);
 
-  torch::Tensor p;
+  // XSoftmax: masked scores excluded, then zeroed, so a padded query row is all 0. A masked
+  // score's probability underflows to exactly 0 unless its whole row is masked, so only such
+  // rows need zeroing: they are zeroed in the (B, heads, Tq, Hd) context, not in the
+  // (B, heads, Tq, Tk) probabilities. The fill stays out of autograd: the softmax's gradient
+  // is 0 where its output is, and a zeroed context row passes back none; the gradients are
+  // those of the masked_fill / softmax / masked_fill chain.
+  torch::Tensor masked, empty_rows;  // (B, 1, Tq, Tk), (B, 1, Tq, 1)
   if (mask.defined()) {
-    // XSoftmax: masked scores excluded, then zeroed, so a padded query row is all 0.
-    const torch::Tensor masked = mask.logical_not();  // (B, 1, Tq, Tk)
-    p = torch::softmax(scores.masked_fill_(masked, lowest_of(scores.scalar_type())), -1)
-            .masked_fill(masked, 0);
-  } else {
-    p = torch::softmax(scores, -1);  // (B, heads, Tq, Tk)
+    masked = mask.logical_not();
+    empty_rows = masked.all(-1, /*keepdim=*/true);
+    torch::NoGradGuard no_grad;
+    scores.masked_fill_(masked, lowest_of(scores.scalar_type()));
   }
-  if (probs) *probs = p;
-  const torch::Tensor context = torch::matmul(dropout(p), v);   // (B, heads, Tq, Hd)
+  const torch::Tensor p = torch::softmax(scores, -1);  // (B, heads, Tq, Tk)
+  if (probs) *probs = masked.defined() ? p.masked_fill(masked, 0) : p;
+  torch::Tensor context = torch::matmul(dropout(p), v);  // (B, heads, Tq, Hd)
+  if (empty_rows.defined()) context = context.masked_fill(empty_rows, 0);
   return context.transpose(1, 2).reshape({b, tq, heads * hd});  // (B, Tq, H)
 }
 

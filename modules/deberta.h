@@ -94,12 +94,24 @@ DebertaPositionTerms deberta_position_terms(const std::string& pos_att_type);
 torch::Tensor deberta_relative_position(int64_t query_size, int64_t key_size, int64_t bucket_size,
                                         int64_t max_position, torch::Device device = torch::kCPU);
 
+/// One relative-position term of disentangled attention for every (i, j), computed on the band
+/// only: out[b, h, i, j] = a[b, h, i, :] . rel[h, Ta - 1 - i + j, :] for a (B, heads, Ta, Hd)
+/// and rel (heads, Ta + Tb - 1, Hd) (the relative rows in distance order) -> (B, heads, Ta, Tb).
+/// A single product a . rel^T would compute Ta x (Ta + Tb - 1) dot products per head of which
+/// Ta x Tb are used; blocks of `block` query rows each multiply only the Tb + block - 1 rows
+/// they reach, so the work is (Tb + block - 1) / Tb of the band's. Own backward (no (B, heads,
+/// Ta, Ta + Tb - 1) gradient buffer).
+torch::Tensor relative_band_product(const torch::Tensor& a, const torch::Tensor& rel,
+                                    int64_t block = 32);
+
 /// HuggingFace's _init_weights on every module below `module` (not itself): Linear and
 /// Embedding weights N(0, std), Linear biases 0, LayerNorm 1 and 0; others (the nGiE Conv1d)
 /// keep PyTorch's initialisation.
 void deberta_init_weights(torch::nn::Module& module, double std);
 
-/// (B, T) 1/0 mask -> (B, 1, T, T) bool mask m_i * m_j (HuggingFace's get_attention_mask).
+/// (B, T) 1/0 mask -> (B, 1, T, T) bool mask m_i * m_j (HuggingFace's get_attention_mask), or
+/// an undefined tensor when no position is masked: the attention then skips XSoftmax's two
+/// fills, which change nothing on such a batch.
 torch::Tensor deberta_attention_mask(const torch::Tensor& attention_mask);
 
 // ---------------------------------------------------------------- blocks

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 #include "tests/test_util.h"
 #include "trainers/huggingface.h"
@@ -224,7 +225,8 @@ TEST(Deberta, GradientsReachEveryParameter) {
 /// Disentangled attention written out term by term (c2p and p2c gathered from all 2 x span
 /// projected rows) for any relative_pos.
 torch::Tensor naive_disentangled(DisentangledSelfAttention& a, const torch::Tensor& hidden,
-                                 const torch::Tensor& rel_pos, const torch::Tensor& rel) {
+                                 const torch::Tensor& rel_pos, const torch::Tensor& rel,
+                                 const torch::Tensor& mask = {}) {
   const int64_t b = hidden.size(0), t = hidden.size(1), heads = a->options.num_heads();
   const int64_t hd = a->options.hidden_size() / heads, span = a->att_span;
   auto split = [&](const torch::Tensor& x) {
@@ -240,7 +242,15 @@ torch::Tensor naive_disentangled(DisentangledSelfAttention& a, const torch::Tens
   const torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2)) +
                                torch::einsum("bhid,hijd->bhij", {q, krg}) +
                                torch::einsum("bhjd,hijd->bhij", {k, qrg});
-  const torch::Tensor p = torch::softmax(scores / std::sqrt(3.0 * hd), -1);
+  torch::Tensor p;
+  if (mask.defined()) {  // HuggingFace's XSoftmax
+    const torch::Tensor masked = mask.logical_not();
+    p = torch::softmax((scores / std::sqrt(3.0 * hd)).masked_fill(masked, -3.4028234663852886e38),
+                       -1)
+            .masked_fill(masked, 0);
+  } else {
+    p = torch::softmax(scores / std::sqrt(3.0 * hd), -1);
+  }
   return torch::matmul(p, v).transpose(1, 2).reshape({b, t, heads * hd});
 }
 
@@ -248,9 +258,10 @@ TEST(Deberta, DisentangledAttentionEqualsTheTermsWrittenOut) {
   // The strided product path (relative_pos a function of i - j, as the encoder builds it) and
   // the gather path (any other relative_pos), outputs and input gradients.
   torch::manual_seed(0);
-  const DebertaOptions o = tiny().max_position_embeddings(32).position_buckets(6);
+  // t = 40 runs the band products in two blocks of query rows (one, t = 11, otherwise).
+  for (const int64_t t : {11, 40}) {
+  const DebertaOptions o = tiny().max_position_embeddings(64).position_buckets(6);
   DisentangledSelfAttention a(o);
-  const int64_t t = 11;
   const torch::Tensor rel = torch::randn({2 * a->att_span, o.hidden_size()});
   const torch::Tensor standard =
       deberta_relative_position(t, t, o.position_buckets(), o.max_relative_positions());
@@ -258,15 +269,58 @@ TEST(Deberta, DisentangledAttentionEqualsTheTermsWrittenOut) {
   const torch::Tensor scrambled = torch::randint(lo, hi + 1, {1, t, t}, torch::kInt64);
   scrambled[0][t - 1][0] = hi;  // the extremes the rows are cut to
   scrambled[0][0][t - 1] = lo;
+  // Without a mask, and with the second sequence's last 3 positions padded (XSoftmax).
+  torch::Tensor attention_mask = torch::ones({2, t}, torch::kInt64);
+  attention_mask[1].slice(0, t - 3).fill_(0);
+  const torch::Tensor padding = deberta_attention_mask(attention_mask);
+  ASSERT_TRUE(padding.defined());
+  EXPECT_FALSE(deberta_attention_mask(torch::ones({2, t}, torch::kInt64)).defined());
+  for (const torch::Tensor& mask : {torch::Tensor(), padding})
   for (const torch::Tensor& rel_pos : {standard, scrambled}) {
     const torch::Tensor x = torch::randn({2, t, o.hidden_size()}, torch::requires_grad());
-    const torch::Tensor got = a->forward(x, {}, {}, rel_pos, rel);
+    torch::Tensor probs;
+    const torch::Tensor got = a->forward(x, mask, {}, rel_pos, rel, &probs);
     const torch::Tensor gx = torch::autograd::grad({got.pow(2).sum()}, {x})[0];
-    const torch::Tensor want = naive_disentangled(a, x, rel_pos, rel);
+    const torch::Tensor want = naive_disentangled(a, x, rel_pos, rel, mask);
+    if (mask.defined()) {  // padded query rows: probabilities and context all 0
+      EXPECT_EQ(probs[1].slice(1, t - 3).abs().max().item<float>(), 0.0f);
+      EXPECT_EQ(probs[1].slice(2, t - 3).abs().max().item<float>(), 0.0f);
+      EXPECT_EQ(got[1].slice(0, t - 3).abs().max().item<float>(), 0.0f);
+    }
     const torch::Tensor wx = torch::autograd::grad({want.pow(2).sum()}, {x})[0];
     EXPECT_TRUE(torch::allclose(got, want, 1e-4, 1e-5)) << (got - want).abs().max();
     EXPECT_TRUE(torch::allclose(gx, wx, 1e-4, 1e-5)) << (gx - wx).abs().max();
   }
+  }
+}
+
+TEST(Deberta, RelativeBandProductEqualsTheProductReadOnItsDiagonals) {
+  // out[b, h, i, j] = a[b, h, i] . rel[h, Ta - 1 - i + j], with one block, several blocks, a
+  // partial last block and Ta != Tb; values and both gradients against the full product.
+  torch::manual_seed(3);
+  for (const auto& [ta, tb, block] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {7, 7, 32}, {7, 7, 1}, {10, 10, 4}, {9, 5, 2}, {4, 11, 3}, {6, 6, 6}}) {
+    const torch::Tensor a = torch::randn({2, 3, ta, 5}, torch::requires_grad());
+    const torch::Tensor rel = torch::randn({3, ta + tb - 1, 5}, torch::requires_grad());
+    const torch::Tensor got = relative_band_product(a, rel, block);
+    const torch::Tensor full = torch::matmul(a, rel.unsqueeze(0).transpose(-1, -2));
+    const torch::Tensor index = (ta - 1 - torch::arange(ta).unsqueeze(1) +
+                                 torch::arange(tb).unsqueeze(0))
+                                    .expand({2, 3, ta, tb});
+    const torch::Tensor want = torch::gather(full, -1, index);
+    const std::string what = "Ta " + std::to_string(ta) + " Tb " + std::to_string(tb) +
+                             " block " + std::to_string(block);
+    ASSERT_EQ(got.sizes(), want.sizes()) << what;
+    EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-6)) << what;
+    const torch::Tensor weight = torch::randn_like(want);
+    const auto g = torch::autograd::grad({(got * weight).sum()}, {a, rel});
+    const auto w = torch::autograd::grad({(want * weight).sum()}, {a, rel});
+    EXPECT_TRUE(torch::allclose(g[0], w[0], 1e-5, 1e-5)) << what << " grad a";
+    EXPECT_TRUE(torch::allclose(g[1], w[1], 1e-5, 1e-5)) << what << " grad rel";
+  }
+  const torch::Tensor a = torch::randn({1, 2, 4, 3});
+  EXPECT_THROW(relative_band_product(a, torch::randn({2, 3, 3})), c10::Error);  // Tb < 1
+  EXPECT_THROW(relative_band_product(a, torch::randn({2, 6, 3}), 0), c10::Error);
 }
 
 TEST(Deberta, OverfitsOneBatch) {
