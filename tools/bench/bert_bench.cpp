@@ -58,6 +58,7 @@ struct Args {
   std::string data;        // read data and weights from here
   std::string write_data;  // generate, write here, exit
   std::string profile;     // chrome://tracing profile of the timed steps; op table on stderr
+  std::string paired;      // a second data file, trained in the same process step for step
   int64_t threads = 2;
   int64_t warmup = 3;
   int64_t steps = 10;
@@ -94,7 +95,7 @@ const char* const kUsage =
     "           [--batch-size N] [--seq-len N] [--num-batches N] [--mlm-probability X]\n"
     "           [--lr X] [--weight-decay X] [--clip-grad-norm X]\n"
     "       nlpkit_bench bert --data FILE [--threads N] [--warmup N] [--steps N]\n"
-    "           [--profile TRACE.json]\n";
+    "           [--profile TRACE.json] [--paired FILE2]\n";
 
 using Setter = std::function<void(const std::string&)>;
 
@@ -116,6 +117,7 @@ Args parse_args(int argc, char** argv) {
       {"--warmup", integer(a.warmup)},
       {"--steps", integer(a.steps)},
       {"--profile", [&](const std::string& v) { a.profile = v; }},
+      {"--paired", [&](const std::string& v) { a.paired = v; }},
   };
   const std::map<std::string, Setter> data_options = {
       {"--write-data", [&](const std::string& v) { a.write_data = v; }},
@@ -163,7 +165,8 @@ Args parse_args(int argc, char** argv) {
     throw std::invalid_argument("model and data options go with --write-data, not --data");
   }
   if (!a.write_data.empty() && run_flags) {
-    throw std::invalid_argument("--threads, --warmup, --steps and --profile go with --data");
+    throw std::invalid_argument(
+        "--threads, --warmup, --steps, --profile and --paired go with --data");
   }
   const bool positive = a.threads > 0 && a.warmup >= 0 && a.steps > 0 &&
                         a.vocab_size > kFirstWord && a.hidden_size > 0 && a.num_layers > 0 &&
@@ -500,26 +503,104 @@ void report_profile(const torch::autograd::profiler::thread_event_lists& lists,
 // ---------------------------------------------------------------------------------------------
 // Training
 
-int run_bench(Args& a) {
-  torch::set_num_threads(static_cast<int>(a.threads));
-  std::pair<Model, std::vector<Batch>> data = read_data(a);
-  torch::nn::Module& model = *data.first.module;
-  const std::function<Tensor(const Batch&)>& loss_of = data.first.loss;
-  const std::vector<Batch>& batches = data.second;
+/// One model's training run: its data, optimizer and the times of its timed steps.
+struct Run {
+  Args args;
+  Model model;
+  std::vector<Batch> batches;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  std::vector<Tensor> params;
+  double max_norm = INFINITY;
+  std::vector<double> losses, step_ms;
+  std::map<std::string, std::vector<double>> phase_ms;  // timed steps only
+};
 
+std::unique_ptr<Run> make_run(Args a) {
+  auto run = std::make_unique<Run>();
+  std::pair<Model, std::vector<Batch>> data = read_data(a);
+  run->model = std::move(data.first);
+  run->batches = std::move(data.second);
   nlpkit::OptimizerConfig config;
   config.type = "adamw";
   config.lr = a.lr;
   config.weight_decay = a.weight_decay;
-  std::unique_ptr<torch::optim::Optimizer> optimizer =
-      nlpkit::make_optimizer(nlpkit::parameter_groups(model), config);
-  const std::vector<Tensor> params = model.parameters();
-  const double max_norm = a.clip_grad_norm > 0 ? a.clip_grad_norm : INFINITY;
+  run->optimizer = nlpkit::make_optimizer(nlpkit::parameter_groups(*run->model.module), config);
+  run->params = run->model.module->parameters();
+  if (a.clip_grad_norm > 0) run->max_norm = a.clip_grad_norm;
+  run->args = std::move(a);
+  run->model.module->train();
+  return run;
+}
 
+void train_step(Run& run, int64_t step, bool timed) {
+  const Batch& batch = run.batches[step % run.args.num_batches];
+  double t[6];
+  t[0] = now_ms();
+  run.optimizer->zero_grad();
+  Tensor loss = run.model.loss(batch);
+  t[1] = now_ms();
+  run.losses.push_back(loss.item<double>());
+  t[2] = now_ms();
+  loss.backward();
+  t[3] = now_ms();
+  torch::nn::utils::clip_grad_norm_(run.params, run.max_norm);
+  t[4] = now_ms();
+  run.optimizer->step();
+  t[5] = now_ms();
+  if (timed) {
+    run.step_ms.push_back(t[5] - t[0]);
+    const char* phases[] = {"forward", "item", "backward", "clip", "optimizer"};
+    for (int i = 0; i < 5; ++i) run.phase_ms[phases[i]].push_back(t[i + 1] - t[i]);
+  }
+}
+
+nlohmann::json result_of(const Run& run) {
+  const Args& a = run.args;
+  const double total_ms = std::accumulate(run.step_ms.begin(), run.step_ms.end(), 0.0);
+  const double tokens_per_step = static_cast<double>(a.batch_size * a.seq_len);
+  nlohmann::json phases;
+  for (const auto& [name, ms] : run.phase_ms) phases[name] = median(ms);
+  return {{"bench", "bert"},
+          {"model", a.model},
+          // NLPKIT_TORCH_DROPOUT=1: ATen's dropout masks, so the losses compare bitwise with
+          // PyTorch's.
+          {"impl", std::getenv("NLPKIT_TORCH_DROPOUT") != nullptr &&
+                           std::string(std::getenv("NLPKIT_TORCH_DROPOUT")) == "1"
+                       ? "nlpkit-torch-dropout"
+                       : "nlpkit"},
+          {"threads", a.threads},
+          {"warmup", a.warmup},
+          {"steps", a.steps},
+          {"shape",
+           {{"batch_size", a.batch_size},
+            {"seq_len", a.seq_len},
+            {"hidden_size", a.hidden_size},
+            {"num_layers", a.num_layers},
+            {"num_heads", a.num_heads},
+            {"intermediate_size", a.intermediate_size},
+            {"vocab_size", a.vocab_size},
+            {"dropout", a.dropout},
+            {"attention_dropout", a.attention_dropout}}},
+          {"tokens_per_s", 1000.0 * tokens_per_step * static_cast<double>(a.steps) / total_ms},
+          {"ms_per_step", total_ms / static_cast<double>(a.steps)},
+          {"median_step_ms", median(run.step_ms)},
+          {"phase_median_ms", phases},
+          {"losses", run.losses}};
+}
+
+int run_bench(Args& a) {
+  torch::set_num_threads(static_cast<int>(a.threads));
+  // With --paired, a second model trains in this process, one step of each in turn: whatever
+  // else the machine does slows both alike, so the ratio of their step times is steadier than
+  // that of two separate runs.
+  std::vector<std::unique_ptr<Run>> runs;
+  for (const std::string& file : {a.data, a.paired}) {
+    if (file.empty()) continue;
+    Args own = a;
+    own.data = file;
+    runs.push_back(make_run(std::move(own)));
+  }
   torch::manual_seed(static_cast<int64_t>(a.seed));  // with NLPKIT_TORCH_DROPOUT=1, Python's masks
-  model.train();
-  std::vector<double> losses, step_ms;
-  std::map<std::string, std::vector<double>> phase_ms;  // timed steps only
   std::unique_ptr<torch::autograd::profiler::TLSLegacyProfilerGuard> profiler;
   for (int64_t step = 0; step < a.warmup + a.steps; ++step) {
     const bool timed = step >= a.warmup;
@@ -530,59 +611,24 @@ int run_bench(Args& a) {
             report_profile(lists, a.profile, a.steps);
           });
     }
-    const Batch& batch = batches[step % a.num_batches];
-    double t[6];
-    t[0] = now_ms();
-    optimizer->zero_grad();
-    Tensor loss = loss_of(batch);
-    t[1] = now_ms();
-    losses.push_back(loss.item<double>());
-    t[2] = now_ms();
-    loss.backward();
-    t[3] = now_ms();
-    torch::nn::utils::clip_grad_norm_(params, max_norm);
-    t[4] = now_ms();
-    optimizer->step();
-    t[5] = now_ms();
-    if (timed) {
-      step_ms.push_back(t[5] - t[0]);
-      const char* phases[] = {"forward", "item", "backward", "clip", "optimizer"};
-      for (int i = 0; i < 5; ++i) phase_ms[phases[i]].push_back(t[i + 1] - t[i]);
-    }
+    for (const auto& run : runs) train_step(*run, step, timed);
   }
   profiler.reset();
-
-  const double total_ms = std::accumulate(step_ms.begin(), step_ms.end(), 0.0);
-  const double tokens_per_step = static_cast<double>(a.batch_size * a.seq_len);
-  nlohmann::json phases;
-  for (const auto& [name, ms] : phase_ms) phases[name] = median(ms);
-  const nlohmann::json result = {
-      {"bench", "bert"},
-      {"model", a.model},
-      // NLPKIT_TORCH_DROPOUT=1: ATen's dropout masks, so the losses compare bitwise with PyTorch's.
-      {"impl", std::getenv("NLPKIT_TORCH_DROPOUT") != nullptr &&
-                       std::string(std::getenv("NLPKIT_TORCH_DROPOUT")) == "1"
-                   ? "nlpkit-torch-dropout"
-                   : "nlpkit"},
-      {"threads", a.threads},
-      {"warmup", a.warmup},
-      {"steps", a.steps},
-      {"shape",
-       {{"batch_size", a.batch_size},
-        {"seq_len", a.seq_len},
-        {"hidden_size", a.hidden_size},
-        {"num_layers", a.num_layers},
-        {"num_heads", a.num_heads},
-        {"intermediate_size", a.intermediate_size},
-        {"vocab_size", a.vocab_size},
-        {"dropout", a.dropout},
-        {"attention_dropout", a.attention_dropout}}},
-      {"tokens_per_s", 1000.0 * tokens_per_step * static_cast<double>(a.steps) / total_ms},
-      {"ms_per_step", total_ms / static_cast<double>(a.steps)},
-      {"median_step_ms", median(step_ms)},
-      {"phase_median_ms", phases},
-      {"losses", losses}};
-  std::cout << result.dump() << std::endl;
+  for (const auto& run : runs) std::cout << result_of(*run).dump() << std::endl;
+  if (runs.size() == 2) {
+    std::vector<double> ratios;
+    for (size_t i = 0; i < runs[0]->step_ms.size(); ++i) {
+      ratios.push_back(runs[1]->step_ms[i] / runs[0]->step_ms[i]);
+    }
+    const nlohmann::json pair = {{"bench", "bert_pair"},
+                                 {"models", {runs[0]->args.model, runs[1]->args.model}},
+                                 {"threads", a.threads},
+                                 {"batch_size", runs[1]->args.batch_size},
+                                 {"seq_len", runs[1]->args.seq_len},
+                                 {"step_ratios", ratios},
+                                 {"median_ratio", median(ratios)}};
+    std::cout << pair.dump() << std::endl;
+  }
   return 0;
 }
 

@@ -396,11 +396,14 @@ def summarize(path):
     """Prints, for each model and shape in `path` (JSON result lines, one per run), the medians
     over runs, the ratio of nlpkit to PyTorch, the per-phase medians and how far the losses are
     apart; then, per sequence length, nlpkit DeBERTa's step time over nlpkit BERT's."""
-    groups = {}
+    groups, pairs = {}, {}
     with open(path) as f:
         for line in f:
             if line.strip():
                 result = json.loads(line)
+                if result.get("bench") == "bert_pair":  # nlpkit_bench bert --paired
+                    key = (tuple(result["models"]), result["seq_len"], result["batch_size"])
+                    pairs.setdefault(key, []).extend(result["step_ratios"])
                 if result.get("bench") == "bert":
                     shape = result["shape"]
                     key = (result.get("model", "bert"), shape["seq_len"], shape["batch_size"])
@@ -454,7 +457,13 @@ def summarize(path):
         bert = step_ms.get(("bert", seq_len, batch_size))
         if model == "deberta" and bert:
             print(f"nlpkit DeBERTa / nlpkit BERT step time, B={batch_size} T={seq_len}: "
-                  f"{ms / bert:.3f}x (goal <= 1.4x)")
+                  f"{ms / bert:.3f}x of the medians", end="")
+            ratios = pairs.get((("bert", "deberta"), seq_len, batch_size))
+            if ratios:  # the two trained in one process, a step of each in turn
+                q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+                print(f"; {statistics.median(ratios):.3f}x the median of {len(ratios)} "
+                      f"step-for-step ratios (quartiles {q[0]:.3f}-{q[2]:.3f})", end="")
+            print(" (goal <= 1.4x)")
 
 
 def main():
