@@ -56,38 +56,88 @@ void init_deberta_module(torch::nn::Module& m, double std) {
   }
 }
 
-/// Rows i0 .. i0 + n - 1 of a (B, heads, Ta, Hd) as one (heads, B * n, Hd) matrix per head.
-torch::Tensor band_block_rows(const torch::Tensor& a, int64_t i0, int64_t n) {
-  return a.narrow(2, i0, n).transpose(0, 1).reshape({a.size(1), a.size(0) * n, a.size(3)});
+/// Query rows i0 .. i0 + count * n - 1 of a band product, in `count` blocks of n rows. Block k
+/// (rows i0 + k n ..) reaches the L = n + Tb - 1 relative rows from s_k = Ta - i0 - (k + 1) n.
+struct BandBlocks {
+  int64_t i0, count, n;
+};
+
+/// Blocks of `block` rows over Ta rows: one group of full blocks, then the rest as one block.
+std::vector<BandBlocks> band_blocks(int64_t ta, int64_t block) {
+  const int64_t n = std::min(block, ta);
+  std::vector<BandBlocks> groups{{0, ta / n, n}};
+  if (ta % n != 0) groups.push_back({ta / n * n, 1, ta % n});
+  return groups;
 }
 
-/// The (B, heads, n, Tb) band inside a block's (heads, B * n, L) product: [b, h, r, j] sits at
-/// [h, b * n + r, n - 1 - r + j] (rows of stride L - 1; no two (r, j) share an element).
-torch::Tensor band_view(const torch::Tensor& p, int64_t batch, int64_t n, int64_t tb) {
-  const int64_t heads = p.size(0), l = p.size(2);
-  return p.as_strided({batch, heads, n, tb}, {n * l, batch * n * l, l - 1, 1},
+/// The group's rows of a (B, heads, Ta, Hd) as (heads * count, B * n, Hd): block k of head h is
+/// matrix h * count + k, its row b * n + r is a[b, h, i0 + k n + r].
+torch::Tensor band_rows(const torch::Tensor& a, const BandBlocks& g) {
+  const int64_t batch = a.size(0), heads = a.size(1), hd = a.size(3);
+  return a.narrow(2, g.i0, g.count * g.n)
+      .view({batch, heads, g.count, g.n, hd})
+      .permute({1, 2, 0, 3, 4})
+      .reshape({heads * g.count, batch * g.n, hd});
+}
+
+/// The group's relative rows, transposed: (heads * count, Hd, L), matrix h * count + k holding
+/// rel[h, s_k .. s_k + L - 1]^T (overlapping windows, copied once).
+torch::Tensor band_windows(const torch::Tensor& rel, int64_t ta, const BandBlocks& g, int64_t l) {
+  const int64_t base = ta - g.i0 - g.count * g.n;  // s of the last block
+  return rel.narrow(1, base, (g.count - 1) * g.n + l)
+      .unfold(1, l, g.n)  // (heads, count, Hd, L), window w from base + w n: block count - 1 - w
+      .flip(1)
+      .reshape({rel.size(0) * g.count, rel.size(2), l});
+}
+
+/// The (B, heads, count, n, Tb) band inside the group's (heads * count, B * n, L) product:
+/// [b, h, k, r, j] sits at [h * count + k, b * n + r, n - 1 - r + j] (rows of stride L - 1; no
+/// two elements shared).
+torch::Tensor band_view(const torch::Tensor& p, int64_t batch, const BandBlocks& g, int64_t tb) {
+  const int64_t l = p.size(2), n = g.n;
+  return p.as_strided({batch, p.size(0) / g.count, g.count, n, tb},
+                      {n * l, g.count * batch * n * l, batch * n * l, l - 1, 1},
                       p.storage_offset() + n - 1);
 }
 
+/// Zeroes what band_view leaves out of p (M, n, L) seen as (n, L) matrices: row r's band is
+/// columns n - 1 - r .. L - 1 - r, so row 0 starts with n - 1 zeros, row n - 1 ends with n - 1,
+/// and the r zeros ending row r and the n - 2 - r starting row r + 1 are one run of n - 2.
+void zero_off_band(const torch::Tensor& p, int64_t n) {
+  if (n < 2) return;  // one row: the band is all of it
+  const int64_t l = p.size(2), matrices = p.numel() / (n * l), offset = p.storage_offset();
+  p.as_strided({matrices, n - 1}, {n * l, 1}, offset).zero_();
+  if (n > 2) p.as_strided({matrices, n - 1, n - 2}, {n * l, l - 1, 1}, offset + l).zero_();
+  p.as_strided({matrices, n - 1}, {n * l, 1}, offset + n * l - n + 1).zero_();
+}
+
+/// The group's part of scores (B, heads, Ta, Tb) as (B, heads, count, n, Tb), or of the
+/// transposed scores (B, heads, Tb, Ta).
+torch::Tensor band_target(const torch::Tensor& scores, const BandBlocks& g, bool transposed) {
+  const int64_t batch = scores.size(0), heads = scores.size(1);
+  if (!transposed) {
+    return scores.narrow(2, g.i0, g.count * g.n)
+        .view({batch, heads, g.count, g.n, scores.size(3)});
+  }
+  return scores.narrow(3, g.i0, g.count * g.n)
+      .view({batch, heads, scores.size(2), g.count, g.n})
+      .permute({0, 1, 3, 4, 2});
+}
+
 /// scores += the band product a . rel (relative_band_product), or its transpose (scores
-/// (B, heads, Tb, Ta): the p2c term, computed as [j, i]), block by block, in place: block rows
-/// i0 .. i0 + n - 1 reach the relative rows s .. s + L - 1, s = Ta - i0 - n, L = n + Tb - 1.
+/// (B, heads, Tb, Ta): the p2c term, computed as [j, i]), in place, in blocks of query rows
+/// (BandBlocks): one batched product and one strided add per group of blocks.
 class RelativeBandAdd : public torch::autograd::Function<RelativeBandAdd> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor scores,
                                const torch::Tensor& a, const torch::Tensor& rel, bool transposed,
                                int64_t block) {
     const int64_t batch = a.size(0), ta = a.size(2), tb = rel.size(1) - ta + 1;
-    for (int64_t i0 = 0; i0 < ta; i0 += block) {
-      const int64_t n = std::min(block, ta - i0), l = n + tb - 1;
-      const torch::Tensor rows = rel.narrow(1, ta - i0 - n, l);  // (heads, L, Hd)
-      const torch::Tensor p = torch::bmm(band_block_rows(a, i0, n), rows.transpose(1, 2));
-      const torch::Tensor band = band_view(p, batch, n, tb);  // (B, heads, n, Tb)
-      if (transposed) {
-        scores.narrow(3, i0, n).add_(band.transpose(-1, -2));
-      } else {
-        scores.narrow(2, i0, n).add_(band);
-      }
+    // One batched product per group: heads * count matrices (B n, Hd) x (Hd, L).
+    for (const BandBlocks& g : band_blocks(ta, block)) {
+      const int64_t l = g.n + tb - 1;
+      const torch::Tensor p = torch::bmm(band_rows(a, g), band_windows(rel, ta, g, l));
+      band_target(scores, g, transposed).add_(band_view(p, batch, g, tb));
     }
     ctx->mark_dirty({scores});
     ctx->save_for_backward({a, rel});
@@ -103,19 +153,28 @@ class RelativeBandAdd : public torch::autograd::Function<RelativeBandAdd> {
     const torch::Tensor& rel = saved[1];
     const bool transposed = ctx->saved_data["transposed"].toBool();
     const int64_t block = ctx->saved_data["block"].toInt();
-    const torch::Tensor& grad = grads[0];
+    const torch::Tensor grad = grads[0].contiguous();  // band_target views it
     const int64_t batch = a.size(0), heads = a.size(1), ta = a.size(2), hd = a.size(3);
     const int64_t tb = rel.size(1) - ta + 1;
     torch::Tensor grad_a = torch::empty_like(a, torch::MemoryFormat::Contiguous);
     torch::Tensor grad_rel = torch::zeros_like(rel, torch::MemoryFormat::Contiguous);
-    for (int64_t i0 = 0; i0 < ta; i0 += block) {
-      const int64_t n = std::min(block, ta - i0), l = n + tb - 1, s = ta - i0 - n;
-      const torch::Tensor rows = rel.narrow(1, s, l);
-      torch::Tensor p = torch::zeros({heads, batch * n, l}, grad.options());
-      band_view(p, batch, n, tb)
-          .copy_(transposed ? grad.narrow(3, i0, n).transpose(-1, -2) : grad.narrow(2, i0, n));
-      grad_a.narrow(2, i0, n).copy_(torch::bmm(p, rows).view({heads, batch, n, hd}).transpose(0, 1));
-      grad_rel.narrow(1, s, l).add_(torch::bmm(p.transpose(1, 2), band_block_rows(a, i0, n)));
+    for (const BandBlocks& g : band_blocks(ta, block)) {
+      const int64_t l = g.n + tb - 1;
+      const torch::Tensor rows = band_rows(a, g);                  // (heads count, B n, Hd)
+      const torch::Tensor windows = band_windows(rel, ta, g, l);  // (heads count, Hd, L)
+      torch::Tensor p = torch::empty({heads * g.count, batch * g.n, l}, grad.options());
+      band_view(p, batch, g, tb).copy_(band_target(grad, g, transposed));
+      zero_off_band(p, g.n);
+      grad_a.narrow(2, g.i0, g.count * g.n)
+          .view({batch, heads, g.count, g.n, hd})
+          .copy_(torch::bmm(p, windows.transpose(1, 2))
+                     .view({heads, g.count, batch, g.n, hd})
+                     .permute({2, 0, 1, 3, 4}));
+      const torch::Tensor grad_windows =  // (heads, count, L, Hd)
+          torch::bmm(p.transpose(1, 2), rows).view({heads, g.count, l, hd});
+      for (int64_t k = 0; k < g.count; ++k) {
+        grad_rel.narrow(1, ta - g.i0 - (k + 1) * g.n, l).add_(grad_windows.select(1, k));
+      }
     }
     return {grad, grad_a, grad_rel, torch::Tensor(), torch::Tensor()};
   }

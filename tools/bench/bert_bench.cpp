@@ -438,11 +438,14 @@ std::pair<Model, std::vector<Batch>> read_data(Args& a) {
 // ---------------------------------------------------------------------------------------------
 // Profile: a chrome://tracing file and a table of the operators' self times
 
-// Writes the trace and prints, on stderr, the `rows` operators with the largest self time (time
-// inside the operator minus the operators it called), per timed step. The legacy profiler's
-// events are push/pop pairs per thread, properly nested, so a stack recovers self times.
+}  // namespace
+
+namespace nlpkit::bench {
+
+// The self time of an operator is the time inside it minus the operators it called. The legacy
+// profiler's events are push/pop pairs per thread, properly nested, so a stack recovers it.
 void report_profile(const torch::autograd::profiler::thread_event_lists& lists,
-                    const std::string& trace_path, int64_t steps, int rows = 30) {
+                    const std::string& trace_path, int64_t steps, int rows) {
   using torch::autograd::profiler::EventKind;
   using torch::autograd::profiler::LegacyEvent;
   std::vector<LegacyEvent*> all;
@@ -499,6 +502,12 @@ void report_profile(const torch::autograd::profiler::thread_event_lists& lists,
   }
   std::fprintf(stderr, "  %-60s %9.2f\n", "all operators", self_sum / per_step);
 }
+
+}  // namespace nlpkit::bench
+
+namespace {
+
+using nlpkit::bench::report_profile;
 
 // ---------------------------------------------------------------------------------------------
 // Training

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
@@ -19,6 +20,7 @@
 
 #include "modules/search.h"
 #include "modules/transformer.h"
+#include "tools/bench/bert_bench.h"
 #include "trainers/optim.h"
 #include "trainers/safetensors.h"
 
@@ -29,11 +31,12 @@ constexpr const char* kUsage = R"(usage:
   nlpkit_bench transformer --write-data FILE [--batch 32] [--src-len 12] [--tgt-len 10]
       [--vocab 48] [--hidden 256] [--heads 4] [--layers 3] [--ff 1024] [--batches 8] [--seed 1]
   nlpkit_bench transformer --data FILE [--mode train|decode] [--threads 2] [--warmup 2]
-      [--steps 10] [--beam 5]
+      [--steps 10] [--beam 5] [--profile TRACE.json]
 )";
 
 struct Args {
   std::string write_data, data, mode = "train";
+  std::string profile;  // train: chrome://tracing profile of the timed steps, op table on stderr
   int64_t batch = 32, src_len = 12, tgt_len = 10, vocab = 48, hidden = 256, heads = 4, layers = 3,
           ff = 1024, batches = 8, seed = 1, threads = 2, warmup = 2, steps = 10, beam = 5;
 };
@@ -55,6 +58,8 @@ Args parse_args(int argc, char** argv) {
       a.write_data = value;
     } else if (flag == "--data") {
       a.data = value;
+    } else if (flag == "--profile") {
+      a.profile = value;
     } else if (flag == "--mode") {
       if (value != "train" && value != "decode") throw std::invalid_argument("--mode train|decode");
       a.mode = value;
@@ -148,7 +153,15 @@ int run(const Args& a) {
     double timed_ms = 0;
     int64_t tokens = 0;
     model->train();
+    std::unique_ptr<torch::autograd::profiler::TLSLegacyProfilerGuard> profiler;
     for (int64_t step = 0; step < a.warmup + a.steps; ++step) {
+      if (step == a.warmup && !a.profile.empty()) {
+        profiler = std::make_unique<torch::autograd::profiler::TLSLegacyProfilerGuard>(
+            torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU),
+            [&](const torch::autograd::profiler::thread_event_lists& lists) {
+              report_profile(lists, a.profile, a.steps);
+            });
+      }
       const int64_t b = step % batches;
       const torch::Tensor src = data["data.src"].slice(0, b * batch, (b + 1) * batch);
       const torch::Tensor tgt_in = data["data.tgt_in"].slice(0, b * batch, (b + 1) * batch);
@@ -167,6 +180,7 @@ int run(const Args& a) {
       }
       losses.push_back(loss_value);
     }
+    profiler.reset();
     result["tokens_per_s"] = 1000.0 * tokens / timed_ms;
     result["ms_per_step"] = timed_ms / a.steps;
     result["losses"] = losses;

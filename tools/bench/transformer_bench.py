@@ -71,7 +71,11 @@ def run(args):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
     losses, timed, tokens = [], 0.0, 0
+    profiler = None
     for step in range(args.warmup + args.steps):
+        if step == args.warmup and args.profile:
+            profiler = torch.autograd.profiler.profile()
+            profiler.__enter__()
         b = step % batches
         src = data["data.src"][b * batch:(b + 1) * batch]
         tgt_in = data["data.tgt_in"][b * batch:(b + 1) * batch]
@@ -87,6 +91,10 @@ def run(args):
             timed += time.perf_counter() - start
             tokens += src.numel() + tgt_out.numel()
         losses.append(value)
+    if profiler is not None:
+        profiler.__exit__(None, None, None)
+        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=30),
+              file=sys.stderr)
     print(json.dumps({"side": "pytorch", "mode": "train", "threads": args.threads,
                       "warmup": args.warmup, "steps": args.steps, "batch_size": batch,
                       "tokens_per_s": tokens / timed, "ms_per_step": 1000 * timed / args.steps,
@@ -126,6 +134,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--summarize")
+    parser.add_argument("--profile", action="store_true",
+                        help="print the operators' self times of the timed steps on stderr")
     args = parser.parse_args()
     if args.summarize:
         summarize(args.summarize)
