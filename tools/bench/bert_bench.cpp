@@ -635,7 +635,8 @@ int run_bench(Args& a) {
                                  {"batch_size", runs[1]->args.batch_size},
                                  {"seq_len", runs[1]->args.seq_len},
                                  {"step_ratios", ratios},
-                                 {"median_ratio", median(ratios)}};
+                                 {"median_ratio", median(ratios)},
+                                 {"step_ms", {runs[0]->step_ms, runs[1]->step_ms}}};
     std::cout << pair.dump() << std::endl;
   }
   return 0;
