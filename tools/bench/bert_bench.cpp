@@ -4,6 +4,7 @@
 //
 //   nlpkit_bench bert --write-data FILE [--seed N] [model/data options]
 //   nlpkit_bench bert --data FILE [--threads 2] [--warmup 3] [--steps 10] [--profile TRACE.json]
+//                     [--paired FILE2]   # a second model, a step of each in turn
 //
 // --write-data draws a few synthetic masked-LM batches and nlpkit's initial weights of a
 // BertForPreTraining (HuggingFace parameter names) and writes them to one safetensors file; the
@@ -158,6 +159,9 @@ Args parse_args(int argc, char** argv) {
   }
   if (a.data.empty() == a.write_data.empty()) {
     throw std::invalid_argument("needs one of --data FILE and --write-data FILE");
+  }
+  if (!a.paired.empty() && !a.profile.empty()) {  // one op table would mix the two models
+    throw std::invalid_argument("--profile profiles one model: not with --paired");
   }
   // The model and data are the file's: changing them afterwards would run another benchmark
   // than the Python side reads.
