@@ -100,9 +100,10 @@ torch::Tensor deberta_relative_position(int64_t query_size, int64_t key_size, in
 /// A single product a . rel^T would compute Ta x (Ta + Tb - 1) dot products per head of which
 /// Ta x Tb are used; blocks of `block` query rows each multiply only the Tb + block - 1 rows
 /// they reach, so the work is (Tb + block - 1) / Tb of the band's. Own backward (no (B, heads,
-/// Ta, Ta + Tb - 1) gradient buffer).
+/// Ta, Ta + Tb - 1) gradient buffer). `transposed`: the same product as (B, heads, Tb, Ta),
+/// out[b, h, j, i] (the layout in which the attention adds its p2c term).
 torch::Tensor relative_band_product(const torch::Tensor& a, const torch::Tensor& rel,
-                                    int64_t block = 32);
+                                    int64_t block = 32, bool transposed = false);
 
 /// HuggingFace's _init_weights on every module below `module` (not itself): Linear and
 /// Embedding weights N(0, std), Linear biases 0, LayerNorm 1 and 0; others (the nGiE Conv1d)

@@ -297,29 +297,47 @@ TEST(Deberta, DisentangledAttentionEqualsTheTermsWrittenOut) {
 
 TEST(Deberta, RelativeBandProductEqualsTheProductReadOnItsDiagonals) {
   // out[b, h, i, j] = a[b, h, i] . rel[h, Ta - 1 - i + j], with one block, several blocks, a
-  // partial last block and Ta != Tb; values and both gradients against the full product.
+  // partial last block and Ta != Tb, also transposed (the p2c layout, whose float add and copy
+  // are hand-written in 4 x 4 tiles: sizes below and above 4, not multiples of it) and in
+  // double precision (the strided-view path); values and both gradients against the full
+  // product.
   torch::manual_seed(3);
-  for (const auto& [ta, tb, block] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
-           {7, 7, 32}, {7, 7, 1}, {10, 10, 4}, {9, 5, 2}, {4, 11, 3}, {6, 6, 6}}) {
-    const torch::Tensor a = torch::randn({2, 3, ta, 5}, torch::requires_grad());
-    const torch::Tensor rel = torch::randn({3, ta + tb - 1, 5}, torch::requires_grad());
-    const torch::Tensor got = relative_band_product(a, rel, block);
-    const torch::Tensor full = torch::matmul(a, rel.unsqueeze(0).transpose(-1, -2));
-    const torch::Tensor index = (ta - 1 - torch::arange(ta).unsqueeze(1) +
-                                 torch::arange(tb).unsqueeze(0))
-                                    .expand({2, 3, ta, tb});
-    const torch::Tensor want = torch::gather(full, -1, index);
-    const std::string what = "Ta " + std::to_string(ta) + " Tb " + std::to_string(tb) +
-                             " block " + std::to_string(block);
-    ASSERT_EQ(got.sizes(), want.sizes()) << what;
-    EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-6)) << what;
-    const torch::Tensor weight = torch::randn_like(want);
-    // The backward's buffer is not zero-filled: let freed NaNs be what the allocator hands out.
-    for (int i = 0; i < 4; ++i) torch::full({2 * 3 * (ta + 8) * (ta + tb + 8)}, NAN);
-    const auto g = torch::autograd::grad({(got * weight).sum()}, {a, rel});
-    const auto w = torch::autograd::grad({(want * weight).sum()}, {a, rel});
-    EXPECT_TRUE(torch::allclose(g[0], w[0], 1e-5, 1e-5)) << what << " grad a";
-    EXPECT_TRUE(torch::allclose(g[1], w[1], 1e-5, 1e-5)) << what << " grad rel";
+  for (const bool transposed : {false, true}) {
+    for (const auto& [ta, tb, block, dtype] :
+         std::vector<std::tuple<int64_t, int64_t, int64_t, torch::Dtype>>{
+             {7, 7, 32, torch::kFloat},
+             {7, 7, 1, torch::kFloat},
+             {10, 10, 4, torch::kFloat},
+             {9, 5, 2, torch::kFloat},
+             {4, 11, 3, torch::kFloat},
+             {6, 6, 6, torch::kFloat},
+             {37, 23, 16, torch::kFloat},
+             {3, 2, 8, torch::kFloat},
+             {9, 10, 4, torch::kDouble}}) {
+      const auto options = torch::TensorOptions().dtype(dtype).requires_grad(true);
+      const torch::Tensor a = torch::randn({2, 3, ta, 5}, options);
+      const torch::Tensor rel = torch::randn({3, ta + tb - 1, 5}, options);
+      const torch::Tensor got = relative_band_product(a, rel, block, transposed);
+      const torch::Tensor full = torch::matmul(a, rel.unsqueeze(0).transpose(-1, -2));
+      const torch::Tensor index =
+          (ta - 1 - torch::arange(ta).unsqueeze(1) + torch::arange(tb).unsqueeze(0))
+              .expand({2, 3, ta, tb});
+      torch::Tensor want = torch::gather(full, -1, index);
+      if (transposed) want = want.transpose(-1, -2);
+      const std::string what = "Ta " + std::to_string(ta) + " Tb " + std::to_string(tb) +
+                               " block " + std::to_string(block) +
+                               (transposed ? " transposed" : "") +
+                               (dtype == torch::kDouble ? " double" : "");
+      ASSERT_EQ(got.sizes(), want.sizes()) << what;
+      EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-6)) << what;
+      const torch::Tensor weight = torch::randn_like(want);
+      // The backward zeroes its buffers' off-band part once: let the allocator hand out NaNs.
+      for (int i = 0; i < 4; ++i) torch::full({2 * 3 * (ta + 8) * (ta + tb + 8)}, NAN);
+      const auto g = torch::autograd::grad({(got * weight).sum()}, {a, rel});
+      const auto w = torch::autograd::grad({(want * weight).sum()}, {a, rel});
+      EXPECT_TRUE(torch::allclose(g[0], w[0], 1e-5, 1e-5)) << what << " grad a";
+      EXPECT_TRUE(torch::allclose(g[1], w[1], 1e-5, 1e-5)) << what << " grad rel";
+    }
   }
   const torch::Tensor a = torch::randn({1, 2, 4, 3});
   EXPECT_THROW(relative_band_product(a, torch::randn({2, 3, 3})), c10::Error);  // Tb < 1
