@@ -1,9 +1,11 @@
 #include "modules/attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
+#include <vector>
 
 namespace nlpkit {
 
@@ -270,6 +272,203 @@ bool fused_attention_available() {
 #endif
 }
 
+// ---------------------------------------------------------------------------------------------
+// Attention in per-(batch, head) loops (AttentionKernel::kLoops)
+
+namespace {
+
+/// a . b over n elements, in four running sums (which the compiler vectorises; one sum would
+/// be a serial chain).
+template <typename T>
+T dot(const T* a, const T* b, int64_t n) {
+  T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t d = 0;
+  for (; d + 4 <= n; d += 4) {
+    s0 += a[d] * b[d];
+    s1 += a[d + 1] * b[d + 1];
+    s2 += a[d + 2] * b[d + 2];
+    s3 += a[d + 3] * b[d + 3];
+  }
+  for (; d < n; ++d) s0 += a[d] * b[d];
+  return (s0 + s1) + (s2 + s3);
+}
+
+/// y += alpha x over n elements.
+template <typename T>
+void axpy(T alpha, const T* x, T* y, int64_t n) {
+  for (int64_t d = 0; d < n; ++d) y[d] += alpha * x[d];
+}
+
+/// Strides of a (B, H, L, Hd) tensor whose last dimension is contiguous.
+struct Strides4 {
+  int64_t b, h, l;
+  explicit Strides4(const torch::Tensor& t) : b(t.stride(0)), h(t.stride(1)), l(t.stride(2)) {}
+  int64_t at(int64_t bi, int64_t hi, int64_t li) const { return bi * b + hi * h + li * l; }
+};
+
+torch::Tensor last_dim_contiguous(const torch::Tensor& t) {
+  return t.stride(-1) == 1 ? t : t.contiguous();
+}
+
+/// The inputs LoopAttention takes no gradient for: the bool mask (broadcastable to (B, H, T,
+/// S)) and the dropout noise (B, H, T, S), either undefined. (Undefined tensors cannot be
+/// arguments of an autograd Function.)
+struct LoopAttentionExtras {
+  torch::Tensor mask, noise;
+};
+
+/// softmax(scale q k^T, masked) (dropped out by `noise`) v for every (batch, head) in a loop of
+/// its own: at::bmm runs one dispatched GEMM per (batch, head) matrix, whose overhead is most of
+/// the work for short sequences. Outputs the context (B, H, T, Hd) (a view of a (B, T, H, Hd)
+/// buffer, so that merging the heads is free) and the probabilities (B, H, T, S); masked
+/// probabilities are 0, rows with no allowed key all 0 (as masked_softmax).
+class LoopAttention : public torch::autograd::Function<LoopAttention> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx,
+                                                const torch::Tensor& q_in,
+                                                const torch::Tensor& k_in,
+                                                const torch::Tensor& v_in,
+                                                const LoopAttentionExtras& extras, double scale) {
+    const torch::Tensor &mask = extras.mask, &noise = extras.noise;
+    const torch::Tensor q = last_dim_contiguous(q_in), k = last_dim_contiguous(k_in),
+                        v = last_dim_contiguous(v_in);
+    const int64_t batch = q.size(0), heads = q.size(1), t = q.size(2), hd = q.size(3),
+                  s = k.size(2);
+    torch::Tensor out = torch::empty({batch, t, heads, hd}, q.options());
+    torch::Tensor probs = torch::empty({batch, heads, t, s}, q.options());
+    const torch::Tensor allowed =
+        mask.defined() ? mask.expand({batch, heads, t, s}) : torch::Tensor();
+    AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "loop_attention_forward", [&] {
+      const scalar_t* qp = q.data_ptr<scalar_t>();
+      const scalar_t* kp = k.data_ptr<scalar_t>();
+      const scalar_t* vp = v.data_ptr<scalar_t>();
+      const scalar_t* np = noise.defined() ? noise.data_ptr<scalar_t>() : nullptr;
+      const bool* mp = allowed.defined() ? allowed.data_ptr<bool>() : nullptr;
+      scalar_t* op = out.data_ptr<scalar_t>();
+      scalar_t* pp = probs.data_ptr<scalar_t>();
+      const Strides4 qs(q), ks(k), vs(v);
+      const int64_t m0 = mp ? allowed.stride(0) : 0, m1 = mp ? allowed.stride(1) : 0,
+                    m2 = mp ? allowed.stride(2) : 0, m3 = mp ? allowed.stride(3) : 0;
+      at::parallel_for(0, batch * heads, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t bh = begin; bh < end; ++bh) {
+          const int64_t b = bh / heads, h = bh % heads;
+          for (int64_t i = 0; i < t; ++i) {
+            scalar_t* row = pp + (bh * t + i) * s;
+            const scalar_t* qi = qp + qs.at(b, h, i);
+            const bool* mi = mp ? mp + b * m0 + h * m1 + i * m2 : nullptr;
+            scalar_t max = -std::numeric_limits<scalar_t>::infinity();
+            for (int64_t j = 0; j < s; ++j) {
+              if (mi && !mi[j * m3]) continue;
+              row[j] = scale * dot(qi, kp + ks.at(b, h, j), hd);
+              max = std::max(max, row[j]);
+            }
+            scalar_t* oi = op + ((b * t + i) * heads + h) * hd;
+            std::fill(oi, oi + hd, scalar_t(0));
+            if (max == -std::numeric_limits<scalar_t>::infinity()) {  // no allowed key
+              std::fill(row, row + s, scalar_t(0));
+              continue;
+            }
+            scalar_t sum = 0;
+            for (int64_t j = 0; j < s; ++j) {
+              row[j] = mi && !mi[j * m3] ? scalar_t(0) : std::exp(row[j] - max);
+              sum += row[j];
+            }
+            const scalar_t* ni = np ? np + (bh * t + i) * s : nullptr;
+            for (int64_t j = 0; j < s; ++j) {
+              row[j] /= sum;
+              const scalar_t w = ni ? row[j] * ni[j] : row[j];
+              if (w != 0) axpy(w, vp + vs.at(b, h, j), oi, hd);
+            }
+          }
+        }
+      });
+    });
+    ctx->save_for_backward({q, k, v, probs});
+    ctx->saved_data["noise"] = noise;
+    ctx->saved_data["scale"] = scale;
+    return {out.permute({0, 2, 1, 3}), probs};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &probs = saved[3];
+    const torch::Tensor noise = ctx->saved_data["noise"].toTensor();
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const int64_t batch = q.size(0), heads = q.size(1), t = q.size(2), hd = q.size(3),
+                  s = k.size(2);
+    if (!grads[0].defined() && !grads[1].defined()) {
+      return {torch::zeros_like(q), torch::zeros_like(k), torch::zeros_like(v), torch::Tensor(),
+              torch::Tensor()};
+    }
+    // Written (grad q) or zeroed then accumulated (grad k, v) per (batch, head) in the loop.
+    torch::Tensor grad_q = torch::empty({batch, heads, t, hd}, q.options());
+    torch::Tensor grad_k = torch::empty({batch, heads, s, hd}, q.options());
+    torch::Tensor grad_v = torch::empty({batch, heads, s, hd}, q.options());
+    const torch::Tensor grad_out = grads[0].defined() ? last_dim_contiguous(grads[0]) : grads[0];
+    const torch::Tensor grad_probs = grads[1].defined() ? grads[1].contiguous() : grads[1];
+    AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "loop_attention_backward", [&] {
+      const scalar_t* qp = q.data_ptr<scalar_t>();
+      const scalar_t* kp = k.data_ptr<scalar_t>();
+      const scalar_t* vp = v.data_ptr<scalar_t>();
+      const scalar_t* pp = probs.data_ptr<scalar_t>();
+      const scalar_t* np = noise.defined() ? noise.data_ptr<scalar_t>() : nullptr;
+      const scalar_t* gop = grad_out.defined() ? grad_out.data_ptr<scalar_t>() : nullptr;
+      const scalar_t* gpp = grad_probs.defined() ? grad_probs.data_ptr<scalar_t>() : nullptr;
+      scalar_t* gq = grad_q.data_ptr<scalar_t>();
+      scalar_t* gk = grad_k.data_ptr<scalar_t>();
+      scalar_t* gv = grad_v.data_ptr<scalar_t>();
+      const Strides4 qs(q), ks(k), vs(v);
+      const Strides4 gos = gop ? Strides4(grad_out) : Strides4(q);
+      at::parallel_for(0, batch * heads, 1, [&](int64_t begin, int64_t end) {
+        std::vector<scalar_t> ds(s);
+        for (int64_t bh = begin; bh < end; ++bh) {
+          const int64_t b = bh / heads, h = bh % heads;
+          std::fill(gk + bh * s * hd, gk + (bh + 1) * s * hd, scalar_t(0));
+          std::fill(gv + bh * s * hd, gv + (bh + 1) * s * hd, scalar_t(0));
+          for (int64_t i = 0; i < t; ++i) {
+            const scalar_t* pi = pp + (bh * t + i) * s;
+            const scalar_t* ni = np ? np + (bh * t + i) * s : nullptr;
+            const scalar_t* gpi = gpp ? gpp + (bh * t + i) * s : nullptr;
+            const scalar_t* goi = gop ? gop + gos.at(b, h, i) : nullptr;
+            // dP = noise (dO . v_j) + dP_weights; dV_j += P noise dO.
+            scalar_t row_dot = 0;
+            for (int64_t j = 0; j < s; ++j) {
+              scalar_t dp = gpi ? gpi[j] : scalar_t(0);
+              if (goi && pi[j] != 0) {
+                const scalar_t keep = ni ? ni[j] : scalar_t(1);
+                dp += keep * dot(goi, vp + vs.at(b, h, j), hd);
+                axpy(pi[j] * keep, goi, gv + (bh * s + j) * hd, hd);
+              }
+              ds[j] = dp;
+              row_dot += pi[j] * dp;
+            }
+            // dS = P (dP - sum_j P dP); dq_i = scale dS k, dk_j += scale dS q_i.
+            const scalar_t* qi = qp + qs.at(b, h, i);
+            scalar_t* gqi = gq + (bh * t + i) * hd;
+            std::fill(gqi, gqi + hd, scalar_t(0));
+            for (int64_t j = 0; j < s; ++j) {
+              const scalar_t g = static_cast<scalar_t>(scale) * pi[j] * (ds[j] - row_dot);
+              if (g == 0) continue;
+              axpy(g, kp + ks.at(b, h, j), gqi, hd);
+              axpy(g, qi, gk + (bh * s + j) * hd, hd);
+            }
+          }
+        }
+      });
+    });
+    return {grad_q, grad_k, grad_v, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+bool loop_attention_applies(const torch::Tensor& q, const torch::Tensor& k) {
+  return q.device().is_cpu() && k.device().is_cpu() &&
+         (q.scalar_type() == torch::kFloat || q.scalar_type() == torch::kDouble) &&
+         q.size(2) <= kLoopAttentionMaxLength && k.size(2) <= kLoopAttentionMaxLength;
+}
+
 ScaledDotProductOutput scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
                                                     const torch::Tensor& v,
                                                     const torch::Tensor& mask, double dropout,
@@ -290,6 +489,28 @@ ScaledDotProductOutput scaled_dot_product_attention(const torch::Tensor& q, cons
 #endif
   }
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  if (kernel == AttentionKernel::kLoops) {
+    TORCH_CHECK(q.device().is_cpu() && k.device().is_cpu() && v.device().is_cpu() &&
+                    (q.scalar_type() == torch::kFloat || q.scalar_type() == torch::kDouble) &&
+                    k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type(),
+                "scaled_dot_product_attention: the loops kernel takes CPU float or double q, k "
+                "and v, got ",
+                q.device(), " ", q.scalar_type());
+    TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.sizes() == k.sizes() && k.size(0) == q.size(0) &&
+                    k.size(1) == q.size(1) && k.size(3) == q.size(3),
+                "scaled_dot_product_attention: q must be (B, H, T, Hd) and k, v (B, H, S, Hd), "
+                "got ",
+                q.sizes(), ", ", k.sizes(), ", ", v.sizes());
+    torch::Tensor noise;  // drawn as torch::dropout draws it on the (B, H, T, S) weights
+    if (training && dropout > 0) {
+      noise = torch::empty({q.size(0), q.size(1), q.size(2), k.size(2)}, q.options())
+                  .bernoulli_(1 - dropout)
+                  .div_(1 - dropout);
+    }
+    const torch::Tensor allowed = mask.defined() ? mask.to(torch::kBool) : mask;
+    auto outputs = LoopAttention::apply(q, k, v, LoopAttentionExtras{allowed, noise}, scale);
+    return {outputs[0], need_weights ? outputs[1] : torch::Tensor()};
+  }
   const torch::Tensor scores = torch::matmul(q * scale, k.transpose(-2, -1));  // (B, H, T, S)
   const torch::Tensor probs = masked_softmax(scores, mask);
   const torch::Tensor dropped =
@@ -390,8 +611,12 @@ MultiHeadAttentionOutput MultiHeadAttentionImpl::attend(const torch::Tensor& que
   }
   const torch::Tensor q = split_heads(q_proj(query));  // (B, H, T, Hd)
   const bool fused = kernel_ == AttentionKernel::kFused;
+  const AttentionKernel kernel =
+      kernel_ == AttentionKernel::kExplicit && loop_attention_applies(q, kv.key)
+          ? AttentionKernel::kLoops
+          : kernel_;
   ScaledDotProductOutput out = scaled_dot_product_attention(
-      q, kv.key, kv.value, mask, options.dropout(), is_training(), !fused, kernel_);
+      q, kv.key, kv.value, mask, options.dropout(), is_training(), !fused, kernel);
   const torch::Tensor merged =
       out.output.transpose(1, 2).reshape({batch, target, options.hidden_size()});  // (B, T, E)
   return {out_proj(merged), out.weights};

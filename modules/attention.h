@@ -165,7 +165,19 @@ enum class AttentionKernel {
   /// at::scaled_dot_product_attention (flash / memory-efficient kernels on GPU); LibTorch >= 2.0
   /// only, and it does not return the weights.
   kFused,
+  /// The same computation as kExplicit (weights, dropout, gradients) in one loop per (batch,
+  /// head), written for the CPU (float and double): at::bmm dispatches one small GEMM per
+  /// (batch, head) matrix, whose overhead dominates short sequences. MultiHeadAttention's
+  /// "explicit" kernel uses it where loop_attention_applies.
+  kLoops,
 };
+
+/// Query and key lengths up to which MultiHeadAttention's "explicit" kernel runs as kLoops.
+constexpr int64_t kLoopAttentionMaxLength = 128;
+
+/// Whether kLoops stands in for kExplicit: q and k on the CPU, float or double, both lengths
+/// at most kLoopAttentionMaxLength.
+bool loop_attention_applies(const torch::Tensor& q, const torch::Tensor& k);
 
 /// Output of `scaled_dot_product_attention`.
 struct ScaledDotProductOutput {
@@ -177,7 +189,9 @@ struct ScaledDotProductOutput {
 
 /// softmax(q k^T / sqrt(Hd), masked) v. q (B, H, T, Hd), k and v (B, H, S, Hd); mask bool,
 /// broadcastable to (B, H, T, S), true = may attend, undefined = all. `kernel` kFused throws on
-/// LibTorch < 2.0; the explicit kernel is the reference the fused one is tested against.
+/// LibTorch < 2.0, kLoops off the CPU or for other dtypes; the explicit kernel is the reference
+/// the others are tested against (kLoops draws its dropout as kExplicit does: same seed, same
+/// result).
 ScaledDotProductOutput scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
                                                     const torch::Tensor& v,
                                                     const torch::Tensor& mask, double dropout,
@@ -197,7 +211,8 @@ struct MultiHeadAttentionOptions {
   TORCH_ARG(double, dropout) = 0.0;
   /// Biases on the four projections.
   TORCH_ARG(bool, bias) = true;
-  /// "explicit" or "fused" (LibTorch >= 2.0); the weights are only returned by "explicit".
+  /// "explicit" or "fused" (LibTorch >= 2.0); the weights are only returned by "explicit",
+  /// which runs as AttentionKernel::kLoops where loop_attention_applies (the CPU, short inputs).
   TORCH_ARG(std::string, kernel) = "explicit";
 };
 

@@ -269,6 +269,73 @@ TEST(MultiHeadAttentionTest, CausalMaskHidesTheFuture) {
   EXPECT_EQ(causal_mask(3).sum().item<int64_t>(), 6);
 }
 
+TEST(MultiHeadAttentionTest, LoopsKernelEqualsTheExplicitOne) {
+  // Values, weights and the gradients of q, k and v (through the output and the weights), for
+  // no mask, key padding with a batch entry whose keys are all masked (its rows are 0), a
+  // causal mask, both, dropout drawn from the same seed, q as a strided view, and double.
+  struct Case {
+    const char* name;
+    torch::Tensor mask;
+    double dropout;
+    torch::Dtype dtype;
+  };
+  const int64_t b = 3, h = 2, t = 5, s = 7, d = 6;
+  torch::Tensor padding = torch::ones({b, 1, 1, s}, torch::kBool);
+  padding[0].slice(-1, 4).fill_(false);
+  padding[2].fill_(false);
+  const torch::Tensor causal = torch::ones({t, s}, torch::kBool).tril(2);
+  const std::vector<Case> cases = {{"no mask", torch::Tensor(), 0.0, torch::kFloat},
+                                   {"padding", padding, 0.0, torch::kFloat},
+                                   {"causal", causal, 0.0, torch::kFloat},
+                                   {"both", padding & causal, 0.0, torch::kFloat},
+                                   {"dropout", padding, 0.3, torch::kFloat},
+                                   {"double", padding & causal, 0.2, torch::kDouble}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    torch::manual_seed(11);
+    const auto options = torch::TensorOptions().dtype(c.dtype);
+    const torch::Tensor q0 = torch::randn({b, t, h, d}, options).requires_grad_();
+    const torch::Tensor k0 = torch::randn({b, h, s, d}, options).requires_grad_();
+    const torch::Tensor v0 = torch::randn({b, h, s, d}, options).requires_grad_();
+    const torch::Tensor weigh_out = torch::randn({b, h, t, d}, options);
+    const torch::Tensor weigh_probs = torch::randn({b, h, t, s}, options);
+    std::vector<std::vector<torch::Tensor>> results;
+    for (const AttentionKernel kernel : {AttentionKernel::kExplicit, AttentionKernel::kLoops}) {
+      torch::manual_seed(5);                       // the dropout draw
+      const torch::Tensor q = q0.transpose(1, 2);  // (B, H, T, Hd), not contiguous
+      ScaledDotProductOutput out =
+          scaled_dot_product_attention(q, k0, v0, c.mask, c.dropout, true, true, kernel);
+      const auto grads = torch::autograd::grad(
+          {(out.output * weigh_out).sum() + (out.weights * weigh_probs).sum()}, {q0, k0, v0});
+      results.push_back({out.output, out.weights, grads[0], grads[1], grads[2]});
+    }
+    const char* what[] = {"output", "weights", "grad q", "grad k", "grad v"};
+    for (size_t i = 0; i < results[0].size(); ++i) {
+      EXPECT_TRUE(torch::allclose(results[1][i], results[0][i], 1e-5, 1e-6))
+          << what[i] << ": " << (results[1][i] - results[0][i]).abs().max();
+    }
+    if (c.mask.defined() && c.name == std::string("padding")) {  // batch entry 2: no key
+      EXPECT_EQ(results[1][0][2].abs().max().item<double>(), 0.0);
+      EXPECT_EQ(results[1][1][2].abs().max().item<double>(), 0.0);
+    }
+  }
+  // Short CPU float inputs run as kLoops in MultiHeadAttention; other dtypes or long ones not.
+  EXPECT_TRUE(loop_attention_applies(torch::randn({1, 1, 3, 2}), torch::randn({1, 1, 4, 2})));
+  EXPECT_FALSE(loop_attention_applies(torch::randn({1, 1, kLoopAttentionMaxLength + 1, 2}),
+                                      torch::randn({1, 1, 4, 2})));
+  EXPECT_FALSE(loop_attention_applies(torch::randn({1, 1, 3, 2}, torch::kHalf),
+                                      torch::randn({1, 1, 4, 2}, torch::kHalf)));
+  EXPECT_ERROR(scaled_dot_product_attention(torch::ones({1, 1, 2, 2}, torch::kInt),
+                                            torch::ones({1, 1, 2, 2}, torch::kInt),
+                                            torch::ones({1, 1, 2, 2}, torch::kInt), torch::Tensor(),
+                                            0.0, false, true, AttentionKernel::kLoops),
+               "the loops kernel takes CPU float or double q, k and v");
+  EXPECT_ERROR(scaled_dot_product_attention(torch::randn({1, 1, 2, 2}), torch::randn({1, 1, 3, 2}),
+                                            torch::randn({1, 1, 4, 2}), torch::Tensor(), 0.0, false,
+                                            true, AttentionKernel::kLoops),
+               "q must be (B, H, T, Hd) and k, v (B, H, S, Hd)");
+}
+
 TEST(MultiHeadAttentionTest, FusedKernelIsClearAboutItsAvailability) {
   const torch::Tensor q = torch::randn({2, 2, 3, 4});
   const torch::Tensor k = torch::randn({2, 2, 5, 4});
