@@ -5,6 +5,8 @@
 #include <limits>
 #include <map>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #if defined(__SSE2__)
 #include <immintrin.h>
@@ -77,41 +79,37 @@ std::vector<BandBlock> band_blocks(int64_t ta, int64_t block) {
   return blocks;
 }
 
-/// a (B, heads, Ta, Hd) with its query rows grouped by block: (heads, B Ta, Hd), block
-/// (start, n) of head h being the (B n, Hd) matrix rows [h].narrow(0, B start, B n), its row
-/// b n + r holding a[b, h, start + r]. (Rows of one batch entry adjacent: the strided band
-/// copies below then reread the cache lines they just read.)
-torch::Tensor to_block_rows(const torch::Tensor& a, int64_t block) {
+/// The query rows of a (B, heads, Ta, Hd) grouped by block, as (heads, B Ta, Hd): block
+/// (start, n) of head h is the (B n, Hd) matrix rows[h].narrow(0, B start, B n), its row b n + r
+/// holding a[b, h, start + r]. (Rows of one batch entry adjacent: the strided band copies below
+/// then reread the cache lines they just read.) Returns the matching views of `rows` and `a`:
+/// the full blocks, then the partial last one if any.
+std::vector<std::pair<torch::Tensor, torch::Tensor>> block_row_views(const torch::Tensor& rows,
+                                                                     const torch::Tensor& a,
+                                                                     int64_t block) {
   const int64_t batch = a.size(0), heads = a.size(1), ta = a.size(2), hd = a.size(3);
   const int64_t n = std::min(block, ta), full = ta / n * n, rest = ta - full;
-  torch::Tensor rows = torch::empty({heads, batch * ta, hd}, a.options());
-  rows.narrow(1, 0, batch * full)
-      .view({heads, full / n, batch, n, hd})
-      .copy_(a.narrow(2, 0, full).view({batch, heads, full / n, n, hd}).permute({1, 2, 0, 3, 4}));
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> views{
+      {rows.narrow(1, 0, batch * full).view({heads, full / n, batch, n, hd}),
+       a.narrow(2, 0, full).view({batch, heads, full / n, n, hd}).permute({1, 2, 0, 3, 4})}};
   if (rest > 0) {
-    rows.narrow(1, batch * full, batch * rest)
-        .view({heads, batch, rest, hd})
-        .copy_(a.narrow(2, full, rest).permute({1, 0, 2, 3}));
+    views.emplace_back(rows.narrow(1, batch * full, batch * rest).view({heads, batch, rest, hd}),
+                       a.narrow(2, full, rest).permute({1, 0, 2, 3}));
   }
+  return views;
+}
+
+torch::Tensor to_block_rows(const torch::Tensor& a, int64_t block) {
+  torch::Tensor rows = torch::empty({a.size(1), a.size(0) * a.size(2), a.size(3)}, a.options());
+  for (auto& [blocked, natural] : block_row_views(rows, a, block)) blocked.copy_(natural);
   return rows;
 }
 
 /// The inverse of to_block_rows: (heads, B Ta, Hd) -> (B, heads, Ta, Hd).
 torch::Tensor from_block_rows(const torch::Tensor& rows, int64_t batch, int64_t block) {
-  const int64_t heads = rows.size(0), ta = rows.size(1) / batch, hd = rows.size(2);
-  const int64_t n = std::min(block, ta), full = ta / n * n, rest = ta - full;
-  torch::Tensor a = torch::empty({batch, heads, ta, hd}, rows.options());
-  a.narrow(2, 0, full)
-      .view({batch, heads, full / n, n, hd})
-      .copy_(rows.narrow(1, 0, batch * full)
-                 .view({heads, full / n, batch, n, hd})
-                 .permute({2, 0, 1, 3, 4}));
-  if (rest > 0) {
-    a.narrow(2, full, rest)
-        .copy_(rows.narrow(1, batch * full, batch * rest)
-                   .view({heads, batch, rest, hd})
-                   .permute({1, 0, 2, 3}));
-  }
+  torch::Tensor a =
+      torch::empty({batch, rows.size(0), rows.size(1) / batch, rows.size(2)}, rows.options());
+  for (auto& [blocked, natural] : block_row_views(rows, a, block)) natural.copy_(blocked);
   return a;
 }
 
