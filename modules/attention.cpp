@@ -383,6 +383,8 @@ class LoopAttention : public torch::autograd::Function<LoopAttention> {
         }
       });
     });
+    // An unused output (the weights, in training) passes an undefined gradient, not zeros.
+    ctx->set_materialize_grads(false);
     ctx->save_for_backward({q, k, v, probs});
     ctx->saved_data["noise"] = noise;
     ctx->saved_data["scale"] = scale;
@@ -463,9 +465,18 @@ class LoopAttention : public torch::autograd::Function<LoopAttention> {
 
 }  // namespace
 
+namespace {
+
+/// Tensors the loops kernel can take: on the CPU, float or double.
+bool loop_attention_supports(const torch::Tensor& t) {
+  return t.device().is_cpu() &&
+         (t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kDouble);
+}
+
+}  // namespace
+
 bool loop_attention_applies(const torch::Tensor& q, const torch::Tensor& k) {
-  return q.device().is_cpu() && k.device().is_cpu() &&
-         (q.scalar_type() == torch::kFloat || q.scalar_type() == torch::kDouble) &&
+  return loop_attention_supports(q) && loop_attention_supports(k) &&
          q.size(2) <= kLoopAttentionMaxLength && k.size(2) <= kLoopAttentionMaxLength;
 }
 
@@ -490,9 +501,9 @@ ScaledDotProductOutput scaled_dot_product_attention(const torch::Tensor& q, cons
   }
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   if (kernel == AttentionKernel::kLoops) {
-    TORCH_CHECK(q.device().is_cpu() && k.device().is_cpu() && v.device().is_cpu() &&
-                    (q.scalar_type() == torch::kFloat || q.scalar_type() == torch::kDouble) &&
-                    k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type(),
+    TORCH_CHECK(loop_attention_supports(q) && loop_attention_supports(k) &&
+                    loop_attention_supports(v) && k.scalar_type() == q.scalar_type() &&
+                    v.scalar_type() == q.scalar_type(),
                 "scaled_dot_product_attention: the loops kernel takes CPU float or double q, k "
                 "and v, got ",
                 q.device(), " ", q.scalar_type());
