@@ -203,6 +203,12 @@ double lr_at(const OptimizerConfig& optimizer, const SchedulerConfig& s, int64_t
   return optimizer.lr * warmup * decay;
 }
 
+void release_gradients(torch::optim::Optimizer& optimizer) {
+  for (auto& group : optimizer.param_groups()) {
+    for (auto& p : group.params()) p.mutable_grad() = torch::Tensor();
+  }
+}
+
 void set_lr(torch::optim::Optimizer& optimizer, double lr,
             const std::vector<ParameterGroup>& groups) {
   auto& params = optimizer.param_groups();

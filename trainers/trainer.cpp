@@ -391,7 +391,7 @@ FitResult Trainer::fit() {
     }
     // One optimizer step over up to grad_accum_steps batches (fewer at the end of an epoch).
     model_->train();
-    optimizer_->zero_grad();
+    release_gradients(*optimizer_);
     const int64_t k = std::min(t.grad_accum_steps, per_epoch - state_.batch);
     double step_loss = 0;
     int64_t step_tokens = 0, step_examples = 0;

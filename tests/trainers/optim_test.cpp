@@ -126,6 +126,30 @@ TEST(Optimizer, NesterovNeedsMomentum) {
   EXPECT_NO_THROW(make_optimizer(*model, c));
 }
 
+TEST(Optimizer, ReleasedGradientsAreReplacedNotAddedTo) {
+  torch::manual_seed(4);
+  torch::nn::Linear model(3, 2);
+  OptimizerConfig c;
+  c.type = "adam";
+  c.lr = 0.1;
+  auto optimizer = make_optimizer(*model, c);
+  const torch::Tensor x = torch::randn({4, 3});
+  model(x).sum().backward();
+  const torch::Tensor first = model->weight.grad().clone();
+  release_gradients(*optimizer);
+  for (const auto& p : model->parameters()) EXPECT_FALSE(p.grad().defined());
+  // Only the weight takes part: it gets this backward's gradient alone, the bias none, and
+  // the step leaves the bias (and its optimizer state) alone.
+  const torch::Tensor bias = model->bias.detach().clone();
+  torch::mm(x, model->weight.t()).sum().backward();
+  EXPECT_TRUE(torch::allclose(model->weight.grad(), first));
+  EXPECT_TRUE(model->weight.grad().is_contiguous());
+  EXPECT_FALSE(model->bias.grad().defined());
+  optimizer->step();
+  EXPECT_TRUE(torch::equal(model->bias.detach(), bias));
+  EXPECT_EQ(dynamic_cast<FusedAdam&>(*optimizer).fused_steps(), 1);
+}
+
 // Parameters of sizes that exercise the 8-wide loop, its scalar tail, a 1-element tensor and
 // several threads' chunks (1 << 15 elements each).
 std::vector<torch::Tensor> adam_params(uint64_t seed) {

@@ -12,11 +12,12 @@
 // plain PyTorch) reads the same file, so both sides train the same model on the same numbers.
 //
 // A step is the masked_lm task's train_step (trainers/tasks/bert.cpp) inside Trainer::fit's
-// loop: zero_grad; BertModel forward; the MLM logits of the masked positions only (hidden states
-// gathered with the boolean mask, then mlm_logits) and their cross-entropy, plus the NSP
-// cross-entropy; loss.item(); backward; clip_grad_norm_; AdamW (make_optimizer's groups: decay
-// on weights only). Each run prints one JSON line on stdout: throughput, per-step and per-phase
-// times, and the losses (which bert_bench.py --summarize compares).
+// loop: release_gradients (zero_grad set_to_none); BertModel forward; the MLM logits of the masked
+// positions only (hidden states gathered with the boolean mask, then mlm_logits) and their
+// cross-entropy, plus the NSP cross-entropy; loss.item(); backward; clip_grad_norm_; AdamW
+// (make_optimizer's groups: decay on weights only). Each run prints one JSON line on stdout:
+// throughput, per-step and per-phase times, and the losses (which bert_bench.py --summarize
+// compares).
 #include "tools/bench/bert_bench.h"
 
 #include <torch/csrc/autograd/profiler_legacy.h>
@@ -549,7 +550,7 @@ void train_step(Run& run, int64_t step, bool timed) {
   const Batch& batch = run.batches[step % run.args.num_batches];
   double t[6];
   t[0] = now_ms();
-  run.optimizer->zero_grad();
+  nlpkit::release_gradients(*run.optimizer);
   Tensor loss = run.model.loss(batch);
   t[1] = now_ms();
   run.losses.push_back(loss.item<double>());

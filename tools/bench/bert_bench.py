@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""PyTorch eager half of tools/bench/run_bert.sh: HuggingFace's BertForPreTraining written in
-plain PyTorch Python, trained on the batches and from the initial weights that
-`nlpkit_bench bert --write-data FILE` wrote, with the same step as the nlpkit half
-(tools/bench/bert_bench.cpp): zero_grad, forward, MLM loss on the masked positions + NSP loss,
-loss.item(), backward, clip_grad_norm_, AdamW. Prints one JSON line.
+"""PyTorch eager half of tools/bench/run_bert.sh: HuggingFace's BertForPreTraining written in plain
+PyTorch Python, trained on the batches and from the initial weights that `nlpkit_bench bert
+--write-data FILE` wrote, with the same step as the nlpkit half (tools/bench/bert_bench.cpp):
+zero_grad(set_to_none=True), forward, MLM loss on the masked positions + NSP loss, loss.item(),
+backward, clip_grad_norm_, AdamW. Prints one JSON line.
 
 Needs torch (1.13 from Debian: /usr/bin/python3; the pyenv python3 on PATH has no torch).
 
@@ -341,7 +341,7 @@ def train(args):
             profiler.__enter__()
         batch = batches[step % len(batches)]
         t = [time.perf_counter()]
-        optimizer.zero_grad()
+        optimizer.zero_grad(set_to_none=True)
         loss = loss_of(batch)
         t.append(time.perf_counter())
         losses.append(loss.item())

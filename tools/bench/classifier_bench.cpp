@@ -6,7 +6,7 @@
 //   nlpkit_bench --write-data bench.safetensors   # synthetic batches + initial weights, then exit
 //   nlpkit_bench --data bench.safetensors --threads 2 --warmup 3 --steps 20
 //
-// A step is what trainers/trainer.cpp does per batch: zero_grad, forward, cross-entropy,
+// A step is what trainers/trainer.cpp does per batch: release_gradients, forward, cross-entropy,
 // loss.item(), backward, clip_grad_norm_ and an AdamW step (decay/no-decay groups, as
 // make_optimizer builds them). The result is one JSON line on stdout.
 #include <sys/resource.h>
@@ -310,7 +310,7 @@ int run(int argc, char** argv) {
     }
     const auto start = std::chrono::steady_clock::now();
     const DocumentBatch& b = batches[static_cast<size_t>(step % a.num_batches)];
-    optimizer->zero_grad();
+    nlpkit::release_gradients(*optimizer);
     nlpkit::TextClassifierOutput out = model->forward(b.ids, b.word_mask, b.sentence_mask);
     torch::Tensor loss = torch::nn::functional::cross_entropy(out.logits, b.labels);
     losses.push_back(loss.item<double>());

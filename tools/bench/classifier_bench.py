@@ -2,8 +2,8 @@
 """PyTorch eager half of tools/bench/run.sh: the TextCNN-BiLSTM-Attention classifier of
 modules/text_classifier.cpp written op for op in Python, trained on the batches and from the
 initial weights that `nlpkit_bench --write-data FILE` wrote, with the same step as the nlpkit
-half (tools/bench/classifier_bench.cpp): zero_grad, forward, cross-entropy, loss.item(),
-backward, clip_grad_norm_, AdamW with decay/no-decay groups. Prints one JSON line.
+half (tools/bench/classifier_bench.cpp): zero_grad(set_to_none=True), forward, cross-entropy,
+loss.item(), backward, clip_grad_norm_, AdamW with decay/no-decay groups. Prints one JSON line.
 
 Needs torch (1.13 from Debian: /usr/bin/python3; the pyenv python3 on PATH has no torch).
 
@@ -159,7 +159,7 @@ def train(args):
             profiler.__enter__()
         start = time.perf_counter()
         ids, word_mask, sentence_mask, labels = batches[step % len(batches)]
-        optimizer.zero_grad()
+        optimizer.zero_grad(set_to_none=True)
         logits, _ = model(ids, word_mask, sentence_mask)
         loss = F.cross_entropy(logits, labels)
         losses.append(loss.item())

@@ -11,7 +11,7 @@
 //   nlpkit_bench recurrent convlstm --write-data FILE | --data FILE  (likewise)
 //     ConvLSTMEncoderForecaster training on frame sequences.
 //
-// A training step is what trainers/trainer.cpp does: zero_grad, forward, loss, loss.item(),
+// A training step is what trainers/trainer.cpp does: release_gradients, forward, loss, loss.item(),
 // backward, clip_grad_norm_ (always: the trainer logs the norm), optimizer step (built by
 // make_optimizer). Each run prints one JSON line on stdout.
 #include "tools/bench/recurrent_bench.h"
@@ -456,7 +456,7 @@ int train(const Args& a, torch::nn::Module& model, const std::function<Tensor(in
       profiler = std::make_unique<torch::autograd::profiler::RecordProfile>(a.profile);
     }
     const double start = now_ms();
-    optimizer->zero_grad();
+    nlpkit::release_gradients(*optimizer);
     Tensor loss = loss_of(step);
     losses.push_back(loss.item<double>());
     loss.backward();

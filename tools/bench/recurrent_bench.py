@@ -2,8 +2,8 @@
 """PyTorch eager half of tools/bench/run_recurrent.sh: the LSTM language model and the ConvLSTM
 encoder-forecaster written in plain PyTorch Python, trained on the data and from the initial
 weights that `nlpkit_bench recurrent lm|convlstm --write-data FILE` wrote, with the same step as
-the nlpkit half (tools/bench/recurrent_bench.cpp): zero_grad, forward, loss, loss.item(),
-backward, clip_grad_norm_, AdamW, Adam or SGD. Prints one JSON line.
+the nlpkit half (tools/bench/recurrent_bench.cpp): zero_grad(set_to_none=True), forward, loss,
+loss.item(), backward, clip_grad_norm_, AdamW, Adam or SGD. Prints one JSON line.
 
 Needs torch (1.13 from Debian: /usr/bin/python3; the pyenv python3 on PATH has no torch).
 
@@ -196,7 +196,7 @@ def train(args):
             profiler = torch.autograd.profiler.profile()
             profiler.__enter__()
         start = time.perf_counter()
-        optimizer.zero_grad()
+        optimizer.zero_grad(set_to_none=True)
         loss = loss_of(step)
         losses.append(loss.item())
         loss.backward()

@@ -167,7 +167,7 @@ int run(const Args& a) {
       const torch::Tensor tgt_in = data["data.tgt_in"].slice(0, b * batch, (b + 1) * batch);
       const torch::Tensor tgt_out = data["data.tgt_out"].slice(0, b * batch, (b + 1) * batch);
       const double start = now_ms();
-      optimizer->zero_grad();
+      nlpkit::release_gradients(*optimizer);
       const torch::Tensor logits = model(src, torch::Tensor(), tgt_in).logits;
       const torch::Tensor loss =
           torch::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), tgt_out.reshape(-1));

@@ -81,7 +81,7 @@ def run(args):
         tgt_in = data["data.tgt_in"][b * batch:(b + 1) * batch]
         tgt_out = data["data.tgt_out"][b * batch:(b + 1) * batch]
         start = time.perf_counter()
-        optimizer.zero_grad()
+        optimizer.zero_grad(set_to_none=True)
         logits = model(src, tgt_in)
         loss = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt_out.reshape(-1))
         loss.backward()
