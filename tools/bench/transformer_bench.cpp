@@ -123,6 +123,12 @@ double now_ms() {
       .count();
 }
 
+// Wall-clock seconds since the epoch: comparable between processes (the concurrent runs).
+double unix_s() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 int run(const Args& a) {
   torch::set_num_threads(static_cast<int>(a.threads));
   SafetensorsFile file = load_safetensors(a.data);
@@ -150,6 +156,7 @@ int run(const Args& a) {
     const std::unique_ptr<torch::optim::Optimizer> optimizer =
         nlpkit::make_optimizer(*model, config);
     std::vector<double> losses;
+    std::vector<std::vector<double>> spans;  // [start, end] of each timed step, unix seconds
     double timed_ms = 0;
     int64_t tokens = 0;
     model->train();
@@ -166,7 +173,7 @@ int run(const Args& a) {
       const torch::Tensor src = data["data.src"].slice(0, b * batch, (b + 1) * batch);
       const torch::Tensor tgt_in = data["data.tgt_in"].slice(0, b * batch, (b + 1) * batch);
       const torch::Tensor tgt_out = data["data.tgt_out"].slice(0, b * batch, (b + 1) * batch);
-      const double start = now_ms();
+      const double start = now_ms(), start_unix = unix_s();
       nlpkit::release_gradients(*optimizer);
       const torch::Tensor logits = model(src, torch::Tensor(), tgt_in).logits;
       const torch::Tensor loss =
@@ -177,6 +184,7 @@ int run(const Args& a) {
       if (step >= a.warmup) {
         timed_ms += now_ms() - start;
         tokens += src.numel() + tgt_out.numel();
+        spans.push_back({start_unix, unix_s()});
       }
       losses.push_back(loss_value);
     }
@@ -184,6 +192,8 @@ int run(const Args& a) {
     result["tokens_per_s"] = 1000.0 * tokens / timed_ms;
     result["ms_per_step"] = timed_ms / a.steps;
     result["losses"] = losses;
+    result["tokens_per_step"] = tokens / a.steps;
+    result["step_spans"] = spans;
   } else {
     torch::NoGradGuard no_grad;
     model->eval();

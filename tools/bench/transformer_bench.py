@@ -70,7 +70,7 @@ def run(args):
     batches = data["data.src"].size(0) // batch
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
-    losses, timed, tokens = [], 0.0, 0
+    losses, timed, tokens, spans = [], 0.0, 0, []
     profiler = None
     for step in range(args.warmup + args.steps):
         if step == args.warmup and args.profile:
@@ -80,7 +80,7 @@ def run(args):
         src = data["data.src"][b * batch:(b + 1) * batch]
         tgt_in = data["data.tgt_in"][b * batch:(b + 1) * batch]
         tgt_out = data["data.tgt_out"][b * batch:(b + 1) * batch]
-        start = time.perf_counter()
+        start, start_unix = time.perf_counter(), time.time()
         optimizer.zero_grad(set_to_none=True)
         logits = model(src, tgt_in)
         loss = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt_out.reshape(-1))
@@ -90,6 +90,7 @@ def run(args):
         if step >= args.warmup:
             timed += time.perf_counter() - start
             tokens += src.numel() + tgt_out.numel()
+            spans.append([start_unix, time.time()])
         losses.append(value)
     if profiler is not None:
         profiler.__exit__(None, None, None)
@@ -98,14 +99,32 @@ def run(args):
     print(json.dumps({"side": "pytorch", "mode": "train", "threads": args.threads,
                       "warmup": args.warmup, "steps": args.steps, "batch_size": batch,
                       "tokens_per_s": tokens / timed, "ms_per_step": 1000 * timed / args.steps,
-                      "losses": losses}))
+                      "losses": losses, "tokens_per_step": tokens // args.steps,
+                      "step_spans": spans}))
+
+
+def concurrent_ratio(ours, theirs, least=3):
+    """For two runs that ran at the same time: each side's median step time over the steps that
+    lay inside the window where both were timing, as (ours ms, theirs ms, our steps, their
+    steps); None when the runs did not overlap by `least` steps each."""
+    a, b = ours.get("step_spans"), theirs.get("step_spans")
+    if not a or not b or ours["tokens_per_step"] != theirs["tokens_per_step"]:
+        return None
+    begin, end = max(a[0][0], b[0][0]), min(a[-1][1], b[-1][1])
+    inside = [[e - s for s, e in spans if s >= begin and e <= end] for spans in (a, b)]
+    if min(len(x) for x in inside) < least:
+        return None
+    return (1000 * statistics.median(inside[0]), 1000 * statistics.median(inside[1]),
+            len(inside[0]), len(inside[1]))
 
 
 def summarize(path):
     rows = [json.loads(line) for line in open(path) if line.strip()]
     train = {side: [r for r in rows if r["side"] == side and r["mode"] == "train"]
              for side in ("nlpkit", "pytorch")}
-    if train["nlpkit"] and train["pytorch"]:
+    pairs = [concurrent_ratio(x, y) for x, y in zip(train["nlpkit"], train["pytorch"])]
+    pairs = [p for p in pairs if p is not None]
+    if train["nlpkit"] and train["pytorch"] and not pairs:
         ours = statistics.median(r["tokens_per_s"] for r in train["nlpkit"])
         theirs = statistics.median(r["tokens_per_s"] for r in train["pytorch"])
         diff = max(abs(a - b) for x, y in zip(train["nlpkit"], train["pytorch"])
@@ -117,6 +136,18 @@ def summarize(path):
         print("  ratio nlpkit / PyTorch: %.2fx" % (ours / theirs))
         print("  loss %.4f -> %.4f; largest |nlpkit - PyTorch| loss difference over the steps: %.2e"
               % (first, last, diff))
+    if pairs:
+        # Each run's own tokens/s would count the seconds it ran alone: only the window counts.
+        print("Transformer training, concurrent pairs (one core each; median ms per step while "
+              "both ran)")
+        for n_ms, p_ms, n_steps, p_steps in pairs:
+            print("  nlpkit %6.1f ms (%2d steps)  PyTorch %6.1f ms (%2d steps)  ratio %.2fx"
+                  % (n_ms, n_steps, p_ms, p_steps, p_ms / n_ms))
+        print("  median ratio nlpkit / PyTorch over %d pairs: %.2fx"
+              % (len(pairs), statistics.median(p_ms / n_ms for n_ms, p_ms, _, _ in pairs)))
+        diff = max(abs(a - b) for x, y in zip(train["nlpkit"], train["pytorch"])
+                   for a, b in zip(x["losses"], y["losses"]))
+        print("  largest |nlpkit - PyTorch| loss difference over the steps: %.2e" % diff)
     decode = [r for r in rows if r["mode"] == "decode"]
     if decode:
         inc = statistics.median(r["incremental_words_per_s"] for r in decode)
