@@ -5,7 +5,7 @@
 # (tools/bench/deberta_model.py through bert_bench.py), same data, weights and threads. Shape:
 # hidden 256, 4 layers, 4 heads, intermediate 1024, vocabulary 8000, dropout 0.1, DeBERTa-v3
 # attention (c2p + p2c, 256 log buckets, shared keys, max_position_embeddings 512 on both models);
-# T=128 with B=32 and T=512 with B=--batch-512 (8 by default: 32 x 512 takes minutes per step on
+# T=128 with B=32 and T=512 with B=--batch-512 (8 by default: 32 x 512 takes 6-17 s per step on
 # 2 CPUs; say which one you ran). AdamW, clip_grad_norm_(1.0); MLM loss on the masked positions
 # (+ NSP for BERT). Runs are interleaved and repeated; the summary shows medians and the ratios.
 #
