@@ -124,18 +124,6 @@ def summarize(path):
              for side in ("nlpkit", "pytorch")}
     pairs = [concurrent_ratio(x, y) for x, y in zip(train["nlpkit"], train["pytorch"])]
     pairs = [p for p in pairs if p is not None]
-    if train["nlpkit"] and train["pytorch"] and not pairs:
-        ours = statistics.median(r["tokens_per_s"] for r in train["nlpkit"])
-        theirs = statistics.median(r["tokens_per_s"] for r in train["pytorch"])
-        diff = max(abs(a - b) for x, y in zip(train["nlpkit"], train["pytorch"])
-                   for a, b in zip(x["losses"], y["losses"]))
-        first, last = train["nlpkit"][0]["losses"][0], train["nlpkit"][0]["losses"][-1]
-        print("Transformer training (median of %d runs each)" % len(train["nlpkit"]))
-        print("  nlpkit   %10.0f tokens/s" % ours)
-        print("  PyTorch  %10.0f tokens/s" % theirs)
-        print("  ratio nlpkit / PyTorch: %.2fx" % (ours / theirs))
-        print("  loss %.4f -> %.4f; largest |nlpkit - PyTorch| loss difference over the steps: %.2e"
-              % (first, last, diff))
     if pairs:
         # Each run's own tokens/s would count the seconds it ran alone: only the window counts.
         print("Transformer training, concurrent pairs (one core each; median ms per step while "
@@ -145,9 +133,19 @@ def summarize(path):
                   % (n_ms, n_steps, p_ms, p_steps, p_ms / n_ms))
         print("  median ratio nlpkit / PyTorch over %d pairs: %.2fx"
               % (len(pairs), statistics.median(p_ms / n_ms for n_ms, p_ms, _, _ in pairs)))
+    elif train["nlpkit"] and train["pytorch"]:
+        ours = statistics.median(r["tokens_per_s"] for r in train["nlpkit"])
+        theirs = statistics.median(r["tokens_per_s"] for r in train["pytorch"])
+        print("Transformer training (median of %d runs each)" % len(train["nlpkit"]))
+        print("  nlpkit   %10.0f tokens/s" % ours)
+        print("  PyTorch  %10.0f tokens/s" % theirs)
+        print("  ratio nlpkit / PyTorch: %.2fx" % (ours / theirs))
+    if train["nlpkit"] and train["pytorch"]:
         diff = max(abs(a - b) for x, y in zip(train["nlpkit"], train["pytorch"])
                    for a, b in zip(x["losses"], y["losses"]))
-        print("  largest |nlpkit - PyTorch| loss difference over the steps: %.2e" % diff)
+        first, last = train["nlpkit"][0]["losses"][0], train["nlpkit"][0]["losses"][-1]
+        print("  loss %.4f -> %.4f; largest |nlpkit - PyTorch| loss difference over the steps: %.2e"
+              % (first, last, diff))
     decode = [r for r in rows if r["mode"] == "decode"]
     if decode:
         inc = statistics.median(r["incremental_words_per_s"] for r in decode)
