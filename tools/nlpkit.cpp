@@ -170,7 +170,7 @@ std::vector<std::string> ensemble_members(const std::string& path,
 std::unique_ptr<Task> load_task(const std::string& checkpoint,
                                 const std::vector<std::string>& overrides,
                                 ExperimentConfig* config_out) {
-  const std::string dir = find_checkpoint(checkpoint);
+  const std::string dir = find_best_checkpoint(checkpoint);
   verify_checkpoint(dir);
   ExperimentConfig config = load_config(dir + "/config.yaml", overrides);
   apply_threads(config);
@@ -204,7 +204,7 @@ std::pair<torch::Tensor, std::vector<std::string>> ensemble_probabilities(
 int evaluate_ensemble(const std::vector<std::string>& members, const std::string& split_name_,
                       const std::vector<std::string>& overrides, const std::string& output) {
   const ExperimentConfig config =
-      load_config(find_checkpoint(members.front()) + "/config.yaml", overrides);
+      load_config(find_best_checkpoint(members.front()) + "/config.yaml", overrides);
   const std::string path = split_name_ == "valid"   ? config.data.valid
                            : split_name_ == "train" ? config.data.train
                                                     : config.data.test;
@@ -260,9 +260,9 @@ int cmd_evaluate(const std::string& checkpoint, const std::string& split_name_,
                       " file; pass --data FILE");
   }
   Evaluation eval = task->evaluate(split);
-  print_evaluation(split_name_ + " (" + find_checkpoint(checkpoint) + ")", eval);
+  print_evaluation(split_name_ + " (" + find_best_checkpoint(checkpoint) + ")", eval);
   const std::string out =
-      output.empty() ? find_checkpoint(checkpoint) + "/eval_" + split_name_ + ".json" : output;
+      output.empty() ? find_best_checkpoint(checkpoint) + "/eval_" + split_name_ + ".json" : output;
   write_file_atomic(out, eval.report.dump(2) + "\n");
   std::cerr << "wrote " << out << "\n";
   return 0;

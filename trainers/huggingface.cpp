@@ -473,7 +473,7 @@ std::string resolve_model_folder(const std::string& path, const std::string& wha
   if (fs::exists(fs::path(path) / "config.json")) return path;
   if (fs::exists(fs::path(path) / "checkpoints") || fs::exists(fs::path(path) / "latest") ||
       fs::exists(fs::path(path) / "manifest.json")) {
-    return find_checkpoint(path);
+    return find_best_checkpoint(path);
   }
   return path;  // read_hf_bert_config names what is missing
 }

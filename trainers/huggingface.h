@@ -22,8 +22,9 @@
 namespace nlpkit {
 
 /// A model folder given by the user: a HuggingFace folder as it is, or an nlpkit run or
-/// checkpoints directory resolved to its latest checkpoint (whose config.json makes it a
-/// HuggingFace folder too). `what` names the argument in errors. "" stays "".
+/// checkpoints directory resolved to its best checkpoint, else its latest (find_best_checkpoint;
+/// the checkpoint's config.json makes it a HuggingFace folder too). `what` names the argument in
+/// errors. "" stays "".
 std::string resolve_model_folder(const std::string& path, const std::string& what);
 
 /// A BERT config.json, mapped to BertOptions.

@@ -143,6 +143,22 @@ TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string&
 
 // ------------------------------------------------------------------------------ checkpoints
 
+namespace {
+
+/// A checkpoint's trainer_state.json, parsed.
+nlohmann::json read_trainer_state(const std::string& state_file) {
+  std::ifstream in(state_file);
+  nlohmann::json j;
+  try {
+    in >> j;
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(state_file + ": invalid JSON: " + e.what());
+  }
+  return j;
+}
+
+}  // namespace
+
 std::string find_checkpoint(const std::string& path) {
   if (fs::exists(fs::path(path) / "manifest.json")) return path;
   for (const std::string& root : {path, path + "/checkpoints"}) {
@@ -152,6 +168,17 @@ std::string find_checkpoint(const std::string& path) {
   }
   throw InputError("no checkpoint found at " + path +
                            " (expected a checkpoint directory or a run directory)");
+}
+
+std::string find_best_checkpoint(const std::string& path) {
+  const std::string latest = find_checkpoint(path);
+  if (latest == path) return latest;  // a checkpoint directory names itself
+  const std::string state_file = latest + "/trainer_state.json";
+  const nlohmann::json j = read_trainer_state(state_file);
+  const int64_t best_step = TrainerState::from_json(j, state_file).best_step;
+  if (best_step < 0) return latest;
+  const fs::path best = fs::path(latest).parent_path() / checkpoint_name(best_step);
+  return fs::exists(best / "manifest.json") ? best.string() : latest;
 }
 
 void load_weights(Task& task, const std::string& dir) {
@@ -227,13 +254,7 @@ void Trainer::resume_from(const std::string& dir) {
   load_weights(task_, dir);
   torch::load(*optimizer_, dir + "/optimizer.pt");
   const std::string state_file = dir + "/trainer_state.json";
-  std::ifstream in(state_file);
-  nlohmann::json j;
-  try {
-    in >> j;
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(state_file + ": invalid JSON: " + e.what());
-  }
+  const nlohmann::json j = read_trainer_state(state_file);
   state_ = TrainerState::from_json(j, state_file);
   if (state_.batch_size == 0) state_.batch_size = config_.data.batch_size;
   // (A single process that changes batch_size keeps its batch index, as before distributed

@@ -103,4 +103,9 @@ void load_weights(Task& task, const std::string& checkpoint_dir);
 /// directory / checkpoints folder (its `latest`).
 std::string find_checkpoint(const std::string& path);
 
+/// As find_checkpoint, but a run directory / checkpoints folder means its best checkpoint (by
+/// trainer.metric, as its latest trainer_state.json records it) when that is still on disk, else
+/// its latest. What `nlpkit evaluate`, `predict`, `export` and `forward` load.
+std::string find_best_checkpoint(const std::string& path);
+
 }  // namespace nlpkit

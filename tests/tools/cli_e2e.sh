@@ -33,7 +33,12 @@ expect 0 "| \`optimizer.lr\` |" -- "$nlpkit" dump-config --reference
 expect 0 "accuracy" -- "$nlpkit" train configs/tiny/classifier.yaml output_dir="$run" logging.progress=line
 [[ -f "$run/checkpoints/latest" && -f "$run/metrics.jsonl" && -f "$run/config.yaml" ]] && ok || bad "run files missing"
 grep -q '"split":"test"' "$run/metrics.jsonl" && ok || bad "no test record in metrics.jsonl"
-expect 0 "macro avg" -- "$nlpkit" evaluate "$run" --output "$tmp/eval.json"
+# A run directory means its best checkpoint (by trainer.metric), as trainer_state.json records it.
+best_of() {
+  python3 -c "import json,sys; d=sys.argv[1]+'/checkpoints/'; s=json.load(open(d+open(d+'latest').read().strip()+'/trainer_state.json')); print('step_%08d' % s['best_step'])" "$1"
+}
+best=$(best_of "$run")
+expect 0 "test ($run/checkpoints/$best)" -- "$nlpkit" evaluate "$run" --output "$tmp/eval.json"
 python3 -c "import json,sys; d=json.load(open('$tmp/eval.json')); sys.exit(0 if 'accuracy' in d else 1)" && ok || bad "eval JSON"
 cut -f1 tests/data/tiny_cls/test.tsv | tail -n +2 > "$tmp/texts.txt"
 out=$("$nlpkit" predict "$run" "$tmp/texts.txt" 2>/dev/null)
@@ -269,9 +274,9 @@ expect 2 "label 'unknown_label' does not occur in the training data" -- "$nlpkit
 expect 2 "input file not found: $tmp/missing.txt" -- "$nlpkit" predict "$run" "$tmp/missing.txt"
 expect 2 "no checkpoint found at $tmp/nowhere" -- "$nlpkit" evaluate "$tmp/nowhere"
 cp -r "$run" "$tmp/broken"
-ckpt=$(cat "$tmp/broken/checkpoints/latest")
-printf 'garbage' >> "$tmp/broken/checkpoints/$ckpt/model.safetensors"
-expect 2 "$tmp/broken/checkpoints/$ckpt/model.safetensors" -- "$nlpkit" evaluate "$tmp/broken"
+best=$(best_of "$tmp/broken")
+printf 'garbage' >> "$tmp/broken/checkpoints/$best/model.safetensors"
+expect 2 "$tmp/broken/checkpoints/$best/model.safetensors" -- "$nlpkit" evaluate "$tmp/broken"
 expect 2 "trainer.log_every: unknown key; it moved to 'logging.every'" -- "$nlpkit" train configs/tiny/classifier.yaml trainer.log_every=3
 expect 2 "run directory not found: $tmp/nope" -- "$nlpkit" plot "$tmp/nope"
 mkdir -p "$tmp/not_a_run"

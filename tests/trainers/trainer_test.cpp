@@ -159,6 +159,7 @@ TEST(Trainer, CheckpointHoldsEverythingAndPrunes) {
   }
   EXPECT_NO_THROW(verify_checkpoint(names[1]));
   EXPECT_EQ(find_checkpoint(dir), names[1]);
+  EXPECT_EQ(find_best_checkpoint(dir), names[1]);  // no best kept: the latest
   EXPECT_TRUE(fs::exists(dir + "/config.yaml"));
   std::ifstream log(dir + "/metrics.jsonl");
   int lines = 0;
@@ -184,6 +185,17 @@ TEST(Trainer, KeepBestKeepsTheBestCheckpoint) {
   EXPECT_EQ(r.best_checkpoint, dir + "/checkpoints/" + checkpoint_name(2));
   EXPECT_TRUE(fs::exists(r.best_checkpoint));
   EXPECT_EQ(list_checkpoints(dir + "/checkpoints").size(), 2u);  // best + newest
+  // A run (or its checkpoints folder) means its best checkpoint to evaluate, its latest to
+  // resume; a checkpoint directory means itself.
+  const std::string latest = dir + "/checkpoints/" + checkpoint_name(r.state.step);
+  EXPECT_EQ(find_checkpoint(dir), latest);
+  EXPECT_EQ(find_best_checkpoint(dir), r.best_checkpoint);
+  EXPECT_EQ(find_best_checkpoint(dir + "/checkpoints"), r.best_checkpoint);
+  EXPECT_EQ(find_best_checkpoint(latest), latest);
+  // Once the best is gone, the latest.
+  fs::remove_all(r.best_checkpoint);
+  EXPECT_EQ(find_best_checkpoint(dir), latest);
+  EXPECT_THROW(find_best_checkpoint(dir + "/nothing"), InputError);
 }
 
 TEST(Trainer, EarlyStopping) {

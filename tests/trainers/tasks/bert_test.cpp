@@ -375,7 +375,7 @@ TEST_F(BertTaskTest, DebertaMaskedLmWithEmdAndWithHuggingFacesHead) {
       config("deberta_classifier.yaml", {"model.pretrained=" + (dir_ / "true").string(),
                                          "model.layer_lr_decay=0.5", "model.freeze_layers=1"});
   auto task = make_task(c, "", torch::kCPU);
-  const std::string ckpt = find_checkpoint((dir_ / "true").string());
+  const std::string ckpt = find_best_checkpoint((dir_ / "true").string());  // what it loads
   std::map<std::string, torch::Tensor> file;
   for (auto& [n, t] : load_safetensors(ckpt + "/model.safetensors").tensors) file[n] = t;
   int64_t loaded = 0;
@@ -445,11 +445,11 @@ TEST_F(BertTaskTest, ReplacedTokenDetectionLearnsAndHandsOverItsDiscriminator) {
   EXPECT_EQ(rtd->generator->options.num_layers(), 2);  // generator_depth 0.5 of 4
   EXPECT_EQ(rtd->generator->options.hidden_size(), 32);
 
-  // Fine-tuning from the RTD run takes its discriminator; with gdes its word embeddings are
-  // the generator's plus the residual.
+  // Fine-tuning from the RTD run takes its (best) checkpoint's discriminator; with gdes its word
+  // embeddings are the generator's plus the residual.
+  const std::string pretrained = find_best_checkpoint((dir_ / "run").string());
   std::map<std::string, torch::Tensor> file;
-  for (auto& [n, t] : load_safetensors(r.last_checkpoint + "/model.safetensors").tensors)
-    file[n] = t;
+  for (auto& [n, t] : load_safetensors(pretrained + "/model.safetensors").tensors) file[n] = t;
   auto ft =
       make_task(config("deberta_classifier.yaml", {"model.pretrained=" + (dir_ / "run").string(),
                                                    "output_dir=" + (dir_ / "ft").string()}),
@@ -469,8 +469,10 @@ TEST_F(BertTaskTest, ReplacedTokenDetectionLearnsAndHandsOverItsDiscriminator) {
   for (auto& [n, t] : load_safetensors(out + "/model.safetensors").tensors) exported[n] = t;
   EXPECT_TRUE(exported.count("mask_predictions.classifier.weight"));
   for (const auto& [n, t] : exported) EXPECT_EQ(n.rfind("generator.", 0), std::string::npos) << n;
+  const auto trained = state_map(*task->model());
   EXPECT_TRUE(exported["deberta.embeddings.word_embeddings.weight"].equal(
-      ours["deberta.embeddings.word_embeddings.weight"]));
+      trained.at("generator.deberta.embeddings.word_embeddings.weight") +
+      trained.at("discriminator.deberta.embeddings.word_embeddings.weight")));
   EXPECT_EQ(read_hf_deberta_config(out).options.num_layers(), 4);
 }
 
