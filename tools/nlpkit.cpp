@@ -250,8 +250,9 @@ int cmd_evaluate(const std::string& checkpoint, const std::string& split_name_,
   if (!data.empty()) o.push_back("data." + split_name_ + "=" + data);
   const std::vector<std::string> members = ensemble_members(checkpoint, ensemble);
   if (members.size() > 1) return evaluate_ensemble(members, split_name_, o, output);
+  const std::string dir = find_best_checkpoint(checkpoint);
   ExperimentConfig config;
-  auto task = load_task(checkpoint, o, &config);
+  auto task = load_task(dir, o, &config);
   const Split split = split_name_ == "valid"   ? Split::kValid
                       : split_name_ == "train" ? Split::kTrain
                                                : Split::kTest;
@@ -260,9 +261,8 @@ int cmd_evaluate(const std::string& checkpoint, const std::string& split_name_,
                       " file; pass --data FILE");
   }
   Evaluation eval = task->evaluate(split);
-  print_evaluation(split_name_ + " (" + find_best_checkpoint(checkpoint) + ")", eval);
-  const std::string out =
-      output.empty() ? find_best_checkpoint(checkpoint) + "/eval_" + split_name_ + ".json" : output;
+  print_evaluation(split_name_ + " (" + dir + ")", eval);
+  const std::string out = output.empty() ? dir + "/eval_" + split_name_ + ".json" : output;
   write_file_atomic(out, eval.report.dump(2) + "\n");
   std::cerr << "wrote " << out << "\n";
   return 0;
@@ -588,7 +588,9 @@ int main(int argc, char** argv) {
 
   auto* evaluate =
       app.add_subcommand("evaluate", "evaluate a checkpoint; prints a table, writes JSON");
-  evaluate->add_option("checkpoint", checkpoint, "checkpoint or run directory")->required();
+  evaluate
+      ->add_option("checkpoint", checkpoint, "checkpoint or run directory (its best checkpoint)")
+      ->required();
   evaluate->add_option("overrides", overrides, "key.path=value overrides");
   evaluate->add_option("--split", split, "train, valid or test")
       ->check(CLI::IsMember({"train", "valid", "test"}));
@@ -601,7 +603,8 @@ int main(int argc, char** argv) {
 
   auto* predict =
       app.add_subcommand("predict", "label (or continue) each line of a text file with a model");
-  predict->add_option("checkpoint", checkpoint, "checkpoint or run directory")->required();
+  predict->add_option("checkpoint", checkpoint, "checkpoint or run directory (its best checkpoint)")
+      ->required();
   predict->add_option("input", input, "text file, one input per line; - for stdin")->required();
   predict->add_option("overrides", overrides, "key.path=value overrides (e.g. generation.top_k=5)");
   predict->add_option("--ensemble", ensemble,
@@ -643,7 +646,9 @@ int main(int argc, char** argv) {
   std::string format = "hf", inputs_path;
   auto* export_cmd = app.add_subcommand(
       "export", "write a checkpoint as a HuggingFace model folder (BERT, DeBERTa)");
-  export_cmd->add_option("checkpoint", checkpoint, "checkpoint or run directory")->required();
+  export_cmd
+      ->add_option("checkpoint", checkpoint, "checkpoint or run directory (its best checkpoint)")
+      ->required();
   export_cmd->add_option("out", out, "output folder (must not exist)")->required();
   export_cmd->add_option("--format", format, "hf (HuggingFace transformers)");
 
